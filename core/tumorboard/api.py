@@ -1,0 +1,49 @@
+"""Everything a plugin may import from tumorboard; nothing else is public to plugins.
+
+An import-linter contract in CI keeps plugins from reaching into the engine,
+the spec loader or the plugin registry.
+"""
+
+from .components import (
+    Component,
+    Explainer,
+    Fusion,
+    InputPath,
+    Model,
+    Modality,
+    NoOptions,
+)
+from .data import TASKS, Attribution, Cohort, FeatureBlock, Target, Task
+from .errors import ComponentError, DataError, TumorboardError, TumorboardWarning
+from .hookspecs import PLUGIN_API_VERSION, hookimpl
+from .metrics import DEFAULT_METRICS, GREATER_IS_BETTER, METRICS, score
+from .tables import check_unique_ids, read_table, row_label
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "GREATER_IS_BETTER",
+    "METRICS",
+    "PLUGIN_API_VERSION",
+    "TASKS",
+    "Attribution",
+    "Cohort",
+    "Component",
+    "ComponentError",
+    "DataError",
+    "Explainer",
+    "FeatureBlock",
+    "Fusion",
+    "InputPath",
+    "Modality",
+    "Model",
+    "NoOptions",
+    "Target",
+    "Task",
+    "TumorboardError",
+    "TumorboardWarning",
+    "check_unique_ids",
+    "hookimpl",
+    "read_table",
+    "row_label",
+    "score",
+]

@@ -1,0 +1,252 @@
+"""The ``tumorboard`` command: parses arguments, calls the library, prints with rich."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import SpecError, TumorboardError, TumorboardWarning
+
+app = typer.Typer(
+    name="tumorboard",
+    help="Personalized cancer analytics: run specs, inspect plugins, explain predictions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+spec_app = typer.Typer(help="Check run specs and print their JSON Schema.", no_args_is_help=True)
+app.add_typer(spec_app, name="spec")
+
+out = Console()
+err = Console(stderr=True)
+
+PluginOpt = Annotated[
+    list[str] | None,
+    typer.Option("--plugin", "-p", help="Load a local (uninstalled) plugin module by name; repeatable."),
+]
+
+
+class RichProgress:
+    """Draws the engine's progress: a bar over folds and stages, with the current step."""
+
+    def __init__(self, console: Console):
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=False,
+        )
+        self.task = None
+
+    def begin(self, total: int, description: str) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task(description, total=total)
+
+    def update(self, description: str) -> None:
+        self.bar.update(self.task, description=description)
+
+    def advance(self) -> None:
+        self.bar.advance(self.task)
+
+    def end(self) -> None:
+        self.bar.update(self.task, description="done")
+        self.bar.stop()
+
+
+def _fail(error: BaseException) -> None:
+    if isinstance(error, SpecError):
+        err.print(f"[red]error:[/red] {error.render()}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _show_warnings(notes: list[str]) -> None:
+    for note in notes:
+        err.print(f"[yellow]warning:[/yellow] {note}", highlight=False, soft_wrap=True)
+
+
+def metrics_table(metrics: dict[str, Any], title: str = "cross-validated metrics") -> Table:
+    confidence = metrics.get("confidence", 0.95)
+    table = Table(title=f"{title} (n = {metrics.get('n', '?')})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column(f"{int(confidence * 100)}% CI", justify="right")
+    for name, est in metrics["overall"].items():
+        value = "n/a" if est["value"] is None else f"{est['value']:.3f}"
+        ci = "n/a" if est["ci_low"] is None else f"{est['ci_low']:.3f} – {est['ci_high']:.3f}"
+        table.add_row(name, value, ci)
+    return table
+
+
+def _run(spec: Path, overwrite: bool, quiet: bool, plugins: list[str]) -> Any:
+    from .engine import run as run_spec
+
+    progress = None if quiet else RichProgress(err)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TumorboardWarning)  # shown from the result instead
+        result = run_spec(spec, overwrite=overwrite, progress=progress, extra_modules=plugins)
+    if not quiet:
+        _show_warnings(result.warnings)
+    return result
+
+
+@app.command()
+def run(
+    spec: Annotated[Path, typer.Argument(help="Run spec (TOML).")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or warnings; only the run folder.")] = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """Run a spec: cross-validate, refit, explain, and write the run directory."""
+    try:
+        result = _run(spec, overwrite, quiet, plugin or [])
+    except KeyboardInterrupt:
+        err.print("[red]interrupted:[/red] no run directory was written")
+        raise typer.Exit(130) from None
+    except TumorboardError as error:
+        _fail(error)
+    if not quiet:
+        out.print(metrics_table(result.metrics))
+    out.print(f"run directory: {result.path}")
+
+
+@app.command()
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """List installed, catalogued-but-not-installed, and broken plugins."""
+    from .catalogue import load_catalogue
+    from .plugins import load_plugins
+
+    registry = load_plugins(plugin or [], search_paths=[Path.cwd()])
+    catalogue = load_catalogue()
+    installed_eps = {(p.name, p.module) for p in registry.plugins if p.source == "entry point"}
+    missing = [e for e in catalogue if (e.entry_point_name, e.entry_point_module) not in installed_eps]
+    if as_json:
+        data = {
+            "installed": [p.as_dict() for p in registry.plugins if p.status == "ok"],
+            "broken": [p.as_dict() for p in registry.plugins if p.status == "broken"],
+            "disabled": [p.as_dict() for p in registry.plugins if p.status == "disabled"],
+            "not_installed": [
+                {"name": e.key, "kind": e.kind, "distribution": e.distribution, "components": list(e.components),
+                 "summary": e.summary, "install": e.install, "homepage": e.homepage}
+                for e in missing
+            ],
+            "components": {family: registry.names(family) for family in registry.components},
+        }
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title="installed plugins")
+    for col in ("plugin", "distribution", "version", "source", "hooks", "components"):
+        table.add_column(col)
+    for p in registry.plugins:
+        if p.status == "ok":
+            table.add_row(p.name, p.distribution or "-", p.version or "-", p.source,
+                          ", ".join(p.hooks), ", ".join(p.components))
+    out.print(table)
+    if registry.broken or any(p.status == "disabled" for p in registry.plugins):
+        bad = Table(title="broken or disabled plugins")
+        for col in ("plugin", "distribution", "status", "reason"):
+            bad.add_column(col)
+        for p in registry.plugins:
+            if p.status != "ok":
+                bad.add_row(p.name, p.distribution or "-", p.status, p.error or "")
+        out.print(bad)
+    if missing:
+        more = Table(title="known but not installed (registry.toml)")
+        for col in ("plugin", "kind", "components", "install"):
+            more.add_column(col)
+        for e in missing:
+            more.add_row(e.key, e.kind, ", ".join(e.components), e.install)
+        out.print(more)
+
+
+@spec_app.command("validate")
+def spec_validate(
+    file: Annotated[Path, typer.Argument(help="Run spec (TOML).")],
+    plugin: PluginOpt = None,
+) -> None:
+    """Check a spec (syntax, fields, plugins, their options, files) without running it."""
+    from .spec import load_spec
+
+    try:
+        loaded = load_spec(file, plugin or [])
+    except TumorboardError as error:
+        _fail(error)
+    names = [m.plugin for m in loaded.spec.modality] + [loaded.spec.fusion.plugin, loaded.spec.model.plugin]
+    out.print(f"{file}: valid ({loaded.spec.run.task}; {', '.join(names)})")
+
+
+@spec_app.command("schema")
+def spec_schema(
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")] = None,
+    plugin: PluginOpt = None,
+) -> None:
+    """Print the JSON Schema of a run spec, covering every installed plugin's options."""
+    from .plugins import load_plugins
+    from .spec import spec_json_schema
+
+    schema = spec_json_schema(load_plugins(plugin or [], search_paths=[Path.cwd()]))
+    text = json.dumps(schema, indent=2)
+    if output:
+        output.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    data: Annotated[Path, typer.Option(help="A spec pointing at new files, or a folder laid out like the original inputs.")],
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Write predictions (.csv or .parquet).")] = None,
+    plugin: PluginOpt = None,
+) -> None:
+    """Apply a run's saved pipeline to new patients."""
+    from .predict import predict_new
+
+    try:
+        frame = predict_new(run_dir, data, plugin or [])
+    except TumorboardError as error:
+        _fail(error)
+    if output is None:
+        out.print(frame)
+    elif output.suffix == ".parquet":
+        frame.write_parquet(output)
+        out.print(f"{frame.height} predictions written to {output}")
+    else:
+        frame.write_csv(output)
+        out.print(f"{frame.height} predictions written to {output}")
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--dir", help="Working folder for the generated cohort and run.")] = Path("tumorboard-demo"),
+    patients: Annotated[int, typer.Option(help="Patients in the generated cohort.")] = 400,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Generate a small cohort with a planted answer and run the quickstart spec on it."""
+    from .quickstart import write_quickstart
+
+    spec = write_quickstart(folder, patients=patients)
+    out.print(f"cohort of {patients} patients written to {folder}/ (cohort.csv, labs.csv, spec.toml)")
+    try:
+        result = _run(spec, overwrite=True, quiet=quiet, plugins=[])
+    except KeyboardInterrupt:
+        err.print("[red]interrupted:[/red] no run directory was written")
+        raise typer.Exit(130) from None
+    except TumorboardError as error:
+        _fail(error)
+    out.print(metrics_table(result.metrics))
+    out.print(f"run directory: {result.path}")
+
+
+def main() -> None:
+    app()

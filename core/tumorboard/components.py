@@ -1,0 +1,221 @@
+"""Component base classes: a name, a pydantic ``Options`` model, scikit-learn-style methods.
+
+A component's ``__init__`` only stores validated options. ``fit`` sees training
+patients only, returns ``self`` and keeps what it learned in public attributes
+whose names end in ``_``; those are what the saved pipeline stores (arrays in
+``.npz`` without pickle, the rest as JSON).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Self
+
+import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+
+from .data import Attribution, FeatureBlock, Target
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*$")
+
+JSONScalar = str | int | float | bool | None
+
+
+def _resolve_input(value: Path, info: ValidationInfo) -> Path:
+    # relative paths in a spec are relative to the spec file, not to wherever the
+    # command happens to be run from
+    context = info.context or {}
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = Path(context.get("base_dir") or Path.cwd()) / path
+    path = path.resolve()
+    # schema checks of example specs validate options without their data files
+    if not context.get("skip_files") and not path.exists():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+InputPath = Annotated[Path, AfterValidator(_resolve_input)]
+"""A path option that names an input: resolved against the spec's folder, checked to
+exist, and hashed into the run's provenance."""
+
+
+class NoOptions(BaseModel):
+    """Options of a component that has none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(ABC):
+    """What every component shares: a ``family.variant`` name, options, a seed, saved state.
+
+    Subclasses set ``name`` and, when they take options, a nested ``Options``
+    pydantic model with ``extra="forbid"``. ``tasks`` lists the run tasks the
+    component supports; the spec is rejected early for any other.
+    ``known_limitations`` maps a conformance check name to the reason the
+    component cannot meet it; the testing kit marks those as expected failures.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    tasks: ClassVar[frozenset[str]] = frozenset({"binary", "multiclass", "regression", "survival"})
+    known_limitations: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, options: BaseModel | None = None, /, **kwargs: Any) -> None:
+        if options is not None and kwargs:
+            raise TypeError(f"{self.name}: pass an Options instance or keyword options, not both")
+        if options is None:
+            options = self.Options.model_validate(kwargs)
+        elif not isinstance(options, self.Options):
+            raise TypeError(f"{self.name}: options must be {self.Options.__name__}, got {type(options).__name__}")
+        self.options = options
+        self.seed = 0
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], base_dir: Path | None = None) -> Self:
+        """Validate raw options (from a spec) and build the component."""
+        context = {"base_dir": base_dir} if base_dir is not None else None
+        return cls(cls.Options.model_validate(options, context=context))
+
+    def clone(self) -> Self:
+        """A fresh, unfitted component with the same options and seed."""
+        other = type(self)(self.options.model_copy(deep=True))
+        other.seed = self.seed
+        return other
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.options!r})"
+
+    # --- saved state -----------------------------------------------------
+
+    def fitted_attributes(self) -> list[str]:
+        return sorted(k for k in vars(self) if k.endswith("_") and not k.startswith("_"))
+
+    def get_state(self) -> dict[str, Any]:
+        """What ``fit`` learned, as arrays and JSON values (no pickle).
+
+        The default collects the public attributes ending in ``_``. Override it
+        (with ``set_state``) when learned state lives in objects that are not
+        arrays, numbers, strings, or lists and dicts of those.
+        """
+        return {k: getattr(self, k) for k in self.fitted_attributes()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``get_state`` returned, making the component fitted."""
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    def check_is_fitted(self) -> None:
+        if not self.fitted_attributes():
+            raise RuntimeError(f"{self.name}: call fit() before using this component")
+
+
+class Modality(Component):
+    """A data source that turns patient ids into features (one ``FeatureBlock``).
+
+    ``fit(ids, y)`` learns preprocessing from training patients only;
+    ``transform(ids)`` returns one row per id, in order, marking patients the
+    source has no data for as absent in the presence mask.
+    """
+
+    family = "modality"
+
+    def available_ids(self) -> set[str] | None:
+        """The patient ids this source holds data for, or ``None`` when unknowable.
+
+        The engine uses it before a run to report ids that match no cohort
+        patient (an error) or only some (a warning with counts).
+        """
+        return None
+
+    def input_files(self) -> list[Path]:
+        """Files this component reads (hashed into provenance). Defaults to its path options."""
+        return _paths_in(self.options)
+
+    @abstractmethod
+    def fit(self, ids: Sequence[str], y: Target) -> Self: ...
+
+    @abstractmethod
+    def transform(self, ids: Sequence[str]) -> FeatureBlock: ...
+
+
+class Fusion(Component):
+    """Combines the blocks of all modalities into one block for the model."""
+
+    family = "fusion"
+
+    @abstractmethod
+    def fit(self, blocks: Sequence[FeatureBlock], y: Target) -> Self: ...
+
+    @abstractmethod
+    def transform(self, blocks: Sequence[FeatureBlock]) -> FeatureBlock: ...
+
+
+class Model(Component):
+    """A predictor on the fused block.
+
+    ``predict`` returns, per task: binary, the positive-class probability
+    ``(n,)``; multiclass, class probabilities ``(n, k)``; regression, values
+    ``(n,)``; survival, a risk score ``(n,)`` where larger means earlier events.
+    """
+
+    family = "model"
+
+    @abstractmethod
+    def fit(self, X: FeatureBlock, y: Target) -> Self: ...
+
+    @abstractmethod
+    def predict(self, X: FeatureBlock) -> np.ndarray: ...
+
+
+class Explainer(Component):
+    """Explains a fitted model on a block of patients.
+
+    ``y`` is passed for methods that score against the truth (permutation
+    importance); others may ignore it.
+    """
+
+    family = "explainer"
+
+    @abstractmethod
+    def explain(
+        self,
+        model: Model,
+        X: FeatureBlock,
+        feature_names: Sequence[str],
+        y: Target | None = None,
+    ) -> Attribution: ...
+
+
+FAMILIES: dict[str, type[Component]] = {
+    "modality": Modality,
+    "fusion": Fusion,
+    "model": Model,
+    "explainer": Explainer,
+}
+
+
+def _paths_in(value: Any) -> list[Path]:
+    """Every path inside an options model (nested models, lists and dicts included)."""
+    found: list[Path] = []
+    if isinstance(value, Path):
+        found.append(value)
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            found += _paths_in(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found += _paths_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found += _paths_in(item)
+    return found
+
+
+def paths_in_options(component: Component) -> list[Path]:
+    """Every path a component's options name; used for provenance hashes."""
+    return _paths_in(component.options)

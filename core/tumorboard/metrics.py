@@ -1,0 +1,175 @@
+"""Metrics per task, with percentile-bootstrap confidence intervals over patients.
+
+Binary predictions are positive-class probabilities (threshold 0.5 for the
+label metrics); multiclass predictions are (n, k) probabilities; survival
+predictions are risk scores (larger = earlier event).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+from .data import Target
+
+MetricFn = Callable[[Target, np.ndarray], float]
+
+
+def _labels(p: np.ndarray) -> np.ndarray:
+    return (p >= 0.5).astype(np.int64) if p.ndim == 1 else np.argmax(p, axis=1)
+
+
+def _clip(p: np.ndarray) -> np.ndarray:
+    return np.clip(p, 1e-15, 1 - 1e-15)
+
+
+def _binary_confusion(y: Target, p: np.ndarray) -> tuple[int, int, int, int]:
+    pred = _labels(p)
+    tp = int(np.sum((pred == 1) & (y.values == 1)))
+    tn = int(np.sum((pred == 0) & (y.values == 0)))
+    fp = int(np.sum((pred == 1) & (y.values == 0)))
+    fn = int(np.sum((pred == 0) & (y.values == 1)))
+    return tp, tn, fp, fn
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else float("nan")
+
+
+def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
+    """Harrell's concordance index; ties in risk count one half."""
+    time = np.asarray(time, dtype=np.float64)
+    event = np.asarray(event).astype(bool)
+    risk = np.asarray(risk, dtype=np.float64)
+    concordant = 0.0
+    comparable = 0
+    # a pair (i, j) is comparable when i had an event before j's time
+    for start in range(0, len(time), 512):
+        ti = time[start:start + 512, None]
+        ei = event[start:start + 512, None]
+        ri = risk[start:start + 512, None]
+        mask = ei & (ti < time[None, :])
+        comparable += int(mask.sum())
+        concordant += float(np.sum(mask & (ri > risk[None, :]))) + 0.5 * float(
+            np.sum(mask & (ri == risk[None, :]))
+        )
+    return concordant / comparable if comparable else float("nan")
+
+
+BINARY: dict[str, MetricFn] = {
+    "auroc": lambda y, p: skm.roc_auc_score(y.values, p),
+    "auprc": lambda y, p: skm.average_precision_score(y.values, p),
+    "accuracy": lambda y, p: skm.accuracy_score(y.values, _labels(p)),
+    "balanced_accuracy": lambda y, p: skm.balanced_accuracy_score(y.values, _labels(p)),
+    "sensitivity": lambda y, p: _ratio((c := _binary_confusion(y, p))[0], c[0] + c[3]),
+    "specificity": lambda y, p: _ratio((c := _binary_confusion(y, p))[1], c[1] + c[2]),
+    "precision": lambda y, p: _ratio((c := _binary_confusion(y, p))[0], c[0] + c[2]),
+    "f1": lambda y, p: skm.f1_score(y.values, _labels(p), zero_division=0.0),
+    "brier": lambda y, p: skm.brier_score_loss(y.values, p),
+    "log_loss": lambda y, p: skm.log_loss(y.values, _clip(p), labels=[0, 1]),
+}
+
+MULTICLASS: dict[str, MetricFn] = {
+    "accuracy": lambda y, p: skm.accuracy_score(y.values, _labels(p)),
+    "balanced_accuracy": lambda y, p: skm.balanced_accuracy_score(y.values, _labels(p)),
+    "auroc": lambda y, p: skm.roc_auc_score(
+        y.values, p, multi_class="ovr", labels=list(range(p.shape[1]))
+    ),
+    "f1_macro": lambda y, p: skm.f1_score(y.values, _labels(p), average="macro", zero_division=0.0),
+    "f1_weighted": lambda y, p: skm.f1_score(
+        y.values, _labels(p), average="weighted", zero_division=0.0
+    ),
+    "log_loss": lambda y, p: skm.log_loss(y.values, p, labels=list(range(p.shape[1]))),
+}
+
+REGRESSION: dict[str, MetricFn] = {
+    "mae": lambda y, p: skm.mean_absolute_error(y.values, p),
+    "rmse": lambda y, p: float(np.sqrt(skm.mean_squared_error(y.values, p))),
+    "r2": lambda y, p: skm.r2_score(y.values, p),
+}
+
+SURVIVAL: dict[str, MetricFn] = {
+    "c_index": lambda y, p: harrell_c(y.values, y.event, p),  # type: ignore[arg-type]
+}
+
+METRICS: dict[str, dict[str, MetricFn]] = {
+    "binary": BINARY,
+    "multiclass": MULTICLASS,
+    "regression": REGRESSION,
+    "survival": SURVIVAL,
+}
+
+DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("auroc", "auprc", "accuracy", "brier"),
+    "multiclass": ("accuracy", "balanced_accuracy", "auroc"),
+    "regression": ("mae", "rmse", "r2"),
+    "survival": ("c_index",),
+}
+
+GREATER_IS_BETTER = {"brier": False, "log_loss": False, "mae": False, "rmse": False}
+
+
+def score(task: str, metric: str, y: Target, prediction: np.ndarray) -> float:
+    """One metric on one set of predictions (nan when undefined, e.g. one class only)."""
+    fn = METRICS[task][metric]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return float(fn(y, np.asarray(prediction)))
+        except ValueError:
+            return float("nan")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A metric's value with its bootstrap confidence interval."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        def clean(x: float) -> float | None:
+            return None if not np.isfinite(x) else round(float(x), 6)
+
+        return {"value": clean(self.value), "ci_low": clean(self.ci_low), "ci_high": clean(self.ci_high), "n": self.n}
+
+
+def estimate(
+    task: str,
+    metric: str,
+    y: Target,
+    predictions: list[np.ndarray],
+    *,
+    bootstrap: int,
+    confidence: float,
+    rng: np.random.Generator,
+) -> Estimate:
+    """A metric averaged over repeats, with a percentile bootstrap CI over patients.
+
+    ``predictions`` holds one array per repeat, each aligned with ``y``. Each
+    bootstrap replicate resamples patients once and scores every repeat on that
+    same sample, so the interval reflects patient sampling, not fold noise.
+    """
+    n = len(y)
+    value = float(np.nanmean([score(task, metric, y, p) for p in predictions]))
+    if bootstrap == 0 or n < 2:
+        return Estimate(value, float("nan"), float("nan"), n)
+    replicates = np.empty(bootstrap)
+    for b in range(bootstrap):
+        idx = rng.integers(0, n, n)
+        yb = y.take(idx)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            replicates[b] = np.nanmean([score(task, metric, yb, p[idx]) for p in predictions])
+    replicates = replicates[np.isfinite(replicates)]
+    if len(replicates) < max(10, bootstrap // 10):
+        return Estimate(value, float("nan"), float("nan"), n)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(replicates, [alpha, 1 - alpha])
+    return Estimate(value, float(low), float(high), n)

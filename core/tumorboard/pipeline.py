@@ -1,0 +1,164 @@
+"""A fitted chain of modalities -> fusion -> model, and its on-disk form (no pickle)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .components import Component, Fusion, Model, Modality
+from .data import FeatureBlock, Target
+from .errors import ComponentError, RunError, TumorboardError
+from .state import load_state, save_state
+
+PIPELINE_FORMAT = 1
+
+
+@dataclass
+class Pipeline:
+    """Modalities (by spec name), a fusion and a model, fitted together on the same patients."""
+
+    modalities: list[tuple[str, Modality]]
+    fusion: Fusion
+    model: Model
+
+    def clone(self) -> Pipeline:
+        return Pipeline([(n, m.clone()) for n, m in self.modalities], self.fusion.clone(), self.model.clone())
+
+    def _call(self, what: str, component: Component, method: str, *args):
+        try:
+            return getattr(component, method)(*args)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except TumorboardError as err:
+            raise type(err)(f"{what} ({component.name}): {err}") from err
+        except Exception as err:
+            raise RunError(f"{what} ({component.name}) failed in {method}(): {type(err).__name__}: {err}") from err
+
+    def blocks(self, ids: Sequence[str], y: Target | None = None) -> list[FeatureBlock]:
+        """Each modality's block for ``ids``; fits the modality first when ``y`` is given."""
+        out = []
+        for name, modality in self.modalities:
+            what = f"modality {name!r}"
+            if y is not None:
+                self._call(what, modality, "fit", list(ids), y)
+            block = self._call(what, modality, "transform", list(ids))
+            out.append(check_block(block, ids, what, modality.name, rename=name))
+        return out
+
+    def fit(self, ids: Sequence[str], y: Target) -> Pipeline:
+        blocks = self.blocks(ids, y)
+        self._call("fusion", self.fusion, "fit", blocks, y)
+        X = check_block(self._call("fusion", self.fusion, "transform", blocks), ids, "fusion", self.fusion.name)
+        self._call("model", self.model, "fit", X, y)
+        return self
+
+    def features(self, ids: Sequence[str]) -> FeatureBlock:
+        blocks = self.blocks(ids)
+        return check_block(self._call("fusion", self.fusion, "transform", blocks), ids, "fusion", self.fusion.name)
+
+    def predict(self, ids: Sequence[str], task: str, n_classes: int = 0) -> np.ndarray:
+        X = self.features(ids)
+        return self.predict_features(X, task, n_classes)
+
+    def predict_features(self, X: FeatureBlock, task: str, n_classes: int = 0) -> np.ndarray:
+        pred = np.asarray(self._call("model", self.model, "predict", X), dtype=np.float64)
+        expected = (len(X.ids), n_classes) if task == "multiclass" else (len(X.ids),)
+        if pred.shape != expected:
+            raise ComponentError(
+                f"model ({self.model.name}): predict() returned shape {pred.shape}; expected {expected} "
+                f"for a {task} task"
+            )
+        if not np.isfinite(pred).all():
+            raise ComponentError(
+                f"model ({self.model.name}): predict() returned {int((~np.isfinite(pred)).sum())} "
+                "non-finite value(s); a model must predict for every patient it is given"
+            )
+        return pred
+
+    # --- on disk ------------------------------------------------------------
+
+    def save(self, folder: Path, raw_options: dict[str, dict], meta: dict | None = None) -> None:
+        """Write manifest.json plus one state file per component into ``folder``.
+
+        ``raw_options`` holds each component's options as the spec wrote them
+        (keys ``modality:NAME``, ``fusion``, ``model``) so that ``predict`` can
+        re-resolve relative paths against new data.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        entries = []
+        roles = [("modality", name, m) for name, m in self.modalities]
+        roles += [("fusion", "fusion", self.fusion), ("model", "model", self.model)]
+        for i, (role, name, component) in enumerate(roles):
+            stem = f"{i:02d}-{role}-{name}"
+            save_state(component.get_state(), folder, stem, owner=f"{role} {name!r} ({component.name})")
+            entries.append({
+                "role": role,
+                "name": name,
+                "plugin": component.name,
+                "options": raw_options.get(f"modality:{name}" if role == "modality" else role, {}),
+                "seed": component.seed,
+                "state": stem,
+            })
+        manifest = {"format": PIPELINE_FORMAT, **(meta or {}), "components": entries}
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+    @classmethod
+    def load(
+        cls, folder: Path, registry, base_dir: Path, modality_options: dict[str, dict] | None = None
+    ) -> Pipeline:
+        """Rebuild a saved pipeline; options resolve their paths against ``base_dir``.
+
+        ``modality_options`` replaces the saved options of the named modalities
+        (new data described by another spec); learned state is kept.
+        """
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest.get("format") != PIPELINE_FORMAT:
+            raise RunError(f"{folder}: pipeline format {manifest.get('format')!r} is not supported by this tumorboard")
+        modalities = []
+        fusion = model = None
+        for entry in manifest["components"]:
+            family = entry["role"]
+            component_cls = registry.get(family, entry["plugin"])
+            if component_cls is None:
+                raise RunError(
+                    f"{folder}: the pipeline needs {family} {entry['plugin']!r}, which is not installed "
+                    "(see `tumorboard plugins`)"
+                )
+            options = entry["options"]
+            if family == "modality" and modality_options and entry["name"] in modality_options:
+                options = modality_options[entry["name"]]
+            component = component_cls.from_options(options, base_dir=base_dir)
+            component.seed = entry["seed"]
+            component.set_state(load_state(folder, entry["state"]))
+            if family == "modality":
+                modalities.append((entry["name"], component))
+            elif family == "fusion":
+                fusion = component
+            else:
+                model = component
+        return cls(modalities, fusion, model)  # type: ignore[arg-type]
+
+
+def check_block(block: object, ids: Sequence[str], what: str, plugin: str, rename: str | None = None) -> FeatureBlock:
+    """The engine's checks on every block a component returns."""
+    if not isinstance(block, FeatureBlock):
+        raise ComponentError(f"{what} ({plugin}): returned {type(block).__name__}, expected a FeatureBlock")
+    if len(block.ids) != len(ids) or list(block.ids) != [str(i) for i in ids]:
+        raise ComponentError(
+            f"{what} ({plugin}): returned {len(block.ids)} rows for {len(ids)} ids; return one row per id, "
+            "in the order given, and mark patients without data as absent in the presence mask"
+        )
+    present = block.values[block.presence]
+    if np.isinf(present).any():
+        col = int(np.flatnonzero(np.isinf(present).any(axis=0))[0])
+        raise ComponentError(
+            f"{what} ({plugin}): feature {block.feature_names[col]!r} holds inf; "
+            "use NaN for a missing value or fix the input"
+        )
+    if rename is not None and block.modality != rename:
+        block = FeatureBlock(block.ids, block.values, block.feature_names, block.presence, rename, block.sources)
+    return block

@@ -1,0 +1,368 @@
+"""The run spec: TOML validated by pydantic, each component validating its own options.
+
+Every problem is reported in one pass with the file, line, field path, the bad
+value, what was expected and a fix (``SpecError``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from .catalogue import CatalogueEntry, entry_for_component, load_catalogue
+from .components import Component
+from .errors import Problem, SpecError
+from .metrics import DEFAULT_METRICS, METRICS
+from .plugins import PluginRegistry, load_plugins
+from .tomlindex import TomlLineIndex, format_path
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunSection(_Strict):
+    """``[run]``: what the run is called, its task, seed and output folder."""
+
+    name: str = Field(description="A short name for the run.")
+    task: Literal["binary", "multiclass", "regression", "survival"] = Field(
+        description="binary | multiclass | regression | survival"
+    )
+    seed: int = Field(0, description="Seed for folds, bootstrap and every component.")
+    output: Path = Field(description="Run directory, relative to the spec's folder.")
+
+
+class CohortSection(_Strict):
+    """``[cohort]``: the outcomes table and its columns."""
+
+    outcomes: Path = Field(description="CSV, TSV or Parquet file with one row per patient.")
+    id: str = Field("patient_id", description="Column holding patient ids.")
+    target: str | list[str] = Field(
+        description='Target column; for survival a pair ["time", "event"].'
+    )
+    subgroups: list[str] = Field(default_factory=list, description="Columns for the subgroup audit.")
+    site: str | None = Field(None, description="Column holding each patient's site.")
+
+
+class ComponentSpec(_Strict):
+    """A component: which plugin, with which options (checked by the plugin itself)."""
+
+    plugin: str = Field(description="Component name, e.g. 'model.logistic'.")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModalitySpec(ComponentSpec):
+    """``[[modality]]``: one data source."""
+
+    name: str = Field(description="Modality name used in feature names and reports.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, value: str) -> str:
+        if not value or not value.replace("_", "").replace("-", "").isalnum():
+            raise ValueError("use letters, digits, '_' or '-' (it prefixes feature names)")
+        return value
+
+
+class EvaluationSection(_Strict):
+    """``[evaluation]``: how patients are split and what is measured."""
+
+    strategy: Literal["kfold", "holdout", "site", "predefined"] = Field(
+        "kfold",
+        description="kfold (stratified, repeated), holdout (one stratified split), "
+        "site (external validation by the cohort's site column), predefined (folds or a "
+        "train/validation/test split read from a column or file)",
+    )
+    folds: int = Field(5, ge=2, description="Number of folds (at least 2).")
+    repeats: PositiveInt = Field(1, description="Repetitions of k-fold with reshuffled folds.")
+    holdout: float = Field(0.25, gt=0, lt=1, description="Test fraction for strategy = holdout.")
+    test_sites: list[str] = Field(
+        default_factory=list,
+        description="Sites held out for strategy = site; empty means leave each site out in turn.",
+    )
+    split_column: str | None = Field(
+        None,
+        description="Outcomes column with predefined folds (integers) or train/validation/test labels.",
+    )
+    split_file: Path | None = Field(
+        None, description="CSV/Parquet with the id column and a 'fold' or 'split' column."
+    )
+    metrics: list[str] | None = Field(None, description="Metrics to report; default depends on task.")
+    bootstrap: int = Field(1000, ge=0, description="Bootstrap replicates for confidence intervals.")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
+    min_subgroup_size: PositiveInt = Field(
+        30, description="Subgroups smaller than this get a warning that estimates are unstable."
+    )
+
+
+class PluginsSection(_Strict):
+    """``[plugins]``: local, uninstalled plugin modules to load by name."""
+
+    modules: list[str] = Field(default_factory=list)
+
+
+class RunSpec(_Strict):
+    """A whole run spec (the TOML file)."""
+
+    run: RunSection
+    cohort: CohortSection
+    modality: list[ModalitySpec] = Field(min_length=1)
+    fusion: ComponentSpec = Field(default_factory=lambda: ComponentSpec(plugin="fusion.concat"))
+    model: ComponentSpec
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    explainer: list[ComponentSpec] = Field(default_factory=list)
+    plugins: PluginsSection = Field(default_factory=PluginsSection)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> RunSpec:
+        names = [m.name for m in self.modality]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"modality names must be unique; repeated: {', '.join(dupes)}")
+        if self.run.task == "survival":
+            if not (isinstance(self.cohort.target, list) and len(self.cohort.target) == 2):
+                raise ValueError('a survival task needs cohort.target = ["time_column", "event_column"]')
+        elif not isinstance(self.cohort.target, str):
+            raise ValueError(f"a {self.run.task} task needs cohort.target to be one column name")
+        return self
+
+
+# which family each spec section holds
+SECTIONS = {"modality": "modality", "fusion": "fusion", "model": "model", "explainer": "explainer"}
+
+
+@dataclass
+class LoadedSpec:
+    """A validated spec: the model, its components built, and where it came from."""
+
+    spec: RunSpec
+    path: Path | None
+    text: str
+    base_dir: Path
+    registry: PluginRegistry
+    modalities: list[Component] = field(default_factory=list)
+    fusion: Component | None = None
+    model: Component | None = None
+    explainers: list[Component] = field(default_factory=list)
+
+    @property
+    def output(self) -> Path:
+        out = self.spec.run.output
+        return out if out.is_absolute() else (self.base_dir / out).resolve()
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+
+def _problems_from(err: ValidationError, prefix: tuple, index: TomlLineIndex) -> list[Problem]:
+    problems = []
+    for item in err.errors():
+        loc = prefix + tuple(item["loc"])
+        message = item["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key; remove it or check its spelling"
+        elif item["type"] == "missing":
+            message = "required; add it"
+        has_value = item["type"] not in ("missing",) and not isinstance(item.get("input"), dict)
+        problems.append(
+            Problem(format_path(loc), message, index.line_of(loc), item.get("input"), has_value)
+        )
+    return problems
+
+
+def unknown_component_message(
+    name: str, family: str, registry: PluginRegistry, catalogue: list[CatalogueEntry]
+) -> str:
+    installed = registry.names(family)
+    lines = ["no such component"]
+    close = difflib.get_close_matches(name, installed, n=3, cutoff=0.6)
+    if close:
+        lines[0] += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    other_family = registry.find_family(name)
+    if other_family:
+        lines.append(f"{name!r} is a {other_family}, not a {family}")
+    entry = entry_for_component(name, catalogue)
+    if entry and not other_family:
+        lines.append(f"it is provided by {entry.distribution!r}, not installed: {entry.install}")
+    broken = [p for p in registry.broken if name.split(".")[0] in p.name or name in (p.error or "")]
+    for plugin in broken:
+        lines.append(f"plugin {plugin.name!r} that may provide it is broken: {plugin.error}")
+    lines.append(f"installed {family} components: {', '.join(installed) or '(none)'}")
+    return "\n".join(lines)
+
+
+def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    """Read and parse a spec file; syntax errors name file:line:column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), [Problem("", f"spec file not found: {path.resolve()}")]) from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        # Python 3.11's message ends "(at line L, column C)"
+        import re
+
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(err))
+        where = f"{path}:{m.group(1)}:{m.group(2)}" if m else str(path)
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err))
+        raise SpecError(str(path), [Problem("", f"{where}: TOML syntax error: {reason}")]) from err
+
+
+def load_spec(
+    path: Path | str,
+    extra_modules: list[str] | tuple[str, ...] = (),
+    registry: PluginRegistry | None = None,
+    base_dir: Path | None = None,
+    check_files: bool = True,
+) -> LoadedSpec:
+    """Read, validate and build a spec; raise ``SpecError`` listing every problem.
+
+    ``base_dir`` overrides the folder relative paths resolve against (used by
+    ``tumorboard predict --data FOLDER``). ``check_files`` off skips checks
+    that files exist (schema checks of examples).
+    """
+    path = Path(path)
+    text, raw = read_toml(path)
+    return validate_spec(raw, text, str(path), base_dir or path.resolve().parent, extra_modules, registry, path, check_files)
+
+
+def validate_spec(
+    raw: dict[str, Any],
+    text: str,
+    label: str,
+    base_dir: Path,
+    extra_modules: list[str] | tuple[str, ...] = (),
+    registry: PluginRegistry | None = None,
+    path: Path | None = None,
+    check_files: bool = True,
+) -> LoadedSpec:
+    index = TomlLineIndex(text)
+    try:
+        spec = RunSpec.model_validate(raw)
+    except ValidationError as err:
+        raise SpecError(label, _problems_from(err, (), index)) from err
+
+    modules = [*spec.plugins.modules, *extra_modules]
+    if registry is None:
+        registry = load_plugins(modules, search_paths=[base_dir])
+    catalogue = load_catalogue()
+    problems: list[Problem] = []
+    loaded = LoadedSpec(spec, path, text, base_dir, registry)
+
+    if check_files:
+        for loc, file in [(("cohort", "outcomes"), spec.cohort.outcomes), (("evaluation", "split_file"), spec.evaluation.split_file)]:
+            if file is not None and not loaded.resolve(file).exists():
+                problems.append(
+                    Problem(format_path(loc), f"file not found: {loaded.resolve(file)}", index.line_of(loc), str(file), True)
+                )
+
+    allowed = METRICS[spec.run.task]
+    for i, metric in enumerate(spec.evaluation.metrics or []):
+        if metric not in allowed:
+            loc = ("evaluation", "metrics", i)
+            close = difflib.get_close_matches(metric, list(allowed), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(
+                Problem(format_path(loc), f"not a {spec.run.task} metric; {hint}choose from {', '.join(allowed)}",
+                        index.line_of(("evaluation", "metrics")), metric, True)
+            )
+
+    def build(section: str, i: int | None, cspec: ComponentSpec) -> Component | None:
+        family = SECTIONS[section]
+        loc: tuple = (section,) if i is None else (section, i)
+        cls = registry.get(family, cspec.plugin)
+        if cls is None:
+            message = unknown_component_message(cspec.plugin, family, registry, catalogue)
+            problems.append(Problem(format_path(loc + ("plugin",)), message, index.line_of(loc + ("plugin",)), cspec.plugin, True))
+            return None
+        if spec.run.task not in cls.tasks:
+            problems.append(
+                Problem(format_path(loc + ("plugin",)),
+                        f"{cls.name} does not support task {spec.run.task!r}; it supports {', '.join(sorted(cls.tasks))}",
+                        index.line_of(loc + ("plugin",)), cspec.plugin, True)
+            )
+        try:
+            context = {"base_dir": base_dir} if check_files else {"base_dir": base_dir, "skip_files": True}
+            return cls(cls.Options.model_validate(cspec.options, context=context))
+        except ValidationError as err:
+            if not check_files and all("file not found" in e["msg"] for e in err.errors()):
+                return None
+            problems.extend(_problems_from(err, loc + ("options",), index))
+            return None
+
+    loaded.modalities = [build("modality", i, m) for i, m in enumerate(spec.modality)]  # type: ignore[misc]
+    loaded.fusion = build("fusion", None, spec.fusion)
+    loaded.model = build("model", None, spec.model)
+    loaded.explainers = [build("explainer", i, e) for i, e in enumerate(spec.explainer)]  # type: ignore[misc]
+    if problems:
+        raise SpecError(label, problems)
+    for component in [*loaded.modalities, loaded.fusion, loaded.model, *loaded.explainers]:
+        component.seed = spec.run.seed  # type: ignore[union-attr]
+    return loaded
+
+
+def default_metrics(task: str) -> list[str]:
+    return list(DEFAULT_METRICS[task])
+
+
+def spec_json_schema(registry: PluginRegistry) -> dict[str, Any]:
+    """JSON Schema of a run spec, with every installed component's options.
+
+    Each component table becomes a choice keyed by ``plugin``, so a TOML editor
+    can complete options once the plugin name is typed.
+    """
+
+    def variants(family: str, base: type[BaseModel], extra_fields: dict[str, Any]) -> Any:
+        models = []
+        for name, cls in sorted(registry.components[family].items()):
+            model = create_model(
+                f"{family.title()}_{name.replace('.', '_')}",
+                __base__=base,
+                plugin=(Literal[name], Field(description=(cls.__doc__ or "").strip().splitlines()[0])),  # type: ignore[valid-type]
+                options=(cls.Options, Field(default_factory=dict)),  # type: ignore[arg-type]
+                **extra_fields,
+            )
+            models.append(model)
+        if not models:
+            return base
+        from typing import Union
+
+        return Union[tuple(models)]  # type: ignore[return-value]  # noqa: UP007
+
+    modality = variants("modality", _Strict, {"name": (str, Field(description="Modality name."))})
+    fusion = variants("fusion", _Strict, {})
+    model = variants("model", _Strict, {})
+    explainer = variants("explainer", _Strict, {})
+    schema_model = create_model(
+        "RunSpecSchema",
+        __base__=_Strict,
+        run=(RunSection, ...),
+        cohort=(CohortSection, ...),
+        modality=(list[modality], Field(min_length=1)),  # type: ignore[valid-type]
+        fusion=(fusion | None, None),  # type: ignore[operator]
+        model=(model, ...),
+        evaluation=(EvaluationSection | None, None),
+        explainer=(list[explainer], Field(default_factory=list)),  # type: ignore[valid-type]
+        plugins=(PluginsSection | None, None),
+    )
+    schema = schema_model.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tumorboard run spec"
+    return schema

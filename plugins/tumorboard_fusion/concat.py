@@ -1,0 +1,84 @@
+"""``fusion.concat``: early fusion by concatenation, with per-block scaling and presence indicators."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tumorboard.api import ComponentError, FeatureBlock, Fusion, Target
+
+
+class ConcatFusion(Fusion):
+    """Concatenates every modality's features into one complete matrix.
+
+    Each block is standardised with the mean and SD of the training patients
+    who have it; missing values and absent modalities become the training mean
+    (0 after scaling), and a ``MODALITY:present`` column per block tells the
+    model which patients had that modality at all.
+    """
+
+    name = "fusion.concat"
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        scale: bool = Field(True, description="Standardise each feature with training mean and SD.")
+        presence_indicators: bool = Field(True, description="Add one MODALITY:present column per block.")
+
+    def fit(self, blocks: Sequence[FeatureBlock], y: Target) -> Self:
+        if not blocks:
+            raise ComponentError(f"{self.name}: needs at least one block")
+        _check_aligned(self.name, blocks)
+        if len(blocks[0].ids) != len(y):
+            raise ComponentError(f"{self.name}: fit() got {len(blocks[0].ids)} patients but {len(y)} target values")
+        self.modalities_ = [b.modality for b in blocks]
+        self.feature_names_ = [list(b.feature_names) for b in blocks]
+        self.means_, self.scales_ = [], []
+        for block in blocks:
+            rows = block.values[block.presence]
+            with warnings.catch_warnings():
+                # an all-missing column gives NaN here; it is replaced just below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(rows, axis=0) if len(rows) else np.zeros(block.values.shape[1])
+                sd = np.nanstd(rows, axis=0) if len(rows) else np.ones(block.values.shape[1])
+            mean = np.where(np.isfinite(mean), mean, 0.0)
+            sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+            self.means_.append(mean if self.options.scale else np.zeros_like(mean))
+            self.scales_.append(sd if self.options.scale else np.ones_like(sd))
+        return self
+
+    def transform(self, blocks: Sequence[FeatureBlock]) -> FeatureBlock:
+        self.check_is_fitted()
+        _check_aligned(self.name, blocks)
+        got = [b.modality for b in blocks]
+        if got != self.modalities_:
+            raise ComponentError(f"{self.name}: fitted on modalities {self.modalities_}, given {got}")
+        parts, names, sources = [], [], []
+        for block, mean, scale, fitted_names in zip(blocks, self.means_, self.scales_, self.feature_names_, strict=True):
+            if list(block.feature_names) != fitted_names:
+                raise ComponentError(f"{self.name}: block {block.modality!r} has different features than in fit")
+            scaled = (block.values - mean) / scale
+            scaled[~block.presence] = 0.0
+            parts.append(np.nan_to_num(scaled, nan=0.0))
+            names += [f"{block.modality}:{n}" for n in block.feature_names]
+            sources += [block.modality] * len(block.feature_names)
+            if self.options.presence_indicators:
+                parts.append(block.presence[:, None].astype(np.float64))
+                names.append(f"{block.modality}:present")
+                sources.append(block.modality)
+        values = np.concatenate(parts, axis=1)
+        return FeatureBlock(blocks[0].ids, values, tuple(names), np.ones(len(blocks[0].ids), bool), "fused", tuple(sources))
+
+
+def _check_aligned(name: str, blocks: Sequence[FeatureBlock]) -> None:
+    first = blocks[0].ids
+    for block in blocks[1:]:
+        if block.ids != first:
+            raise ComponentError(
+                f"{name}: block {block.modality!r} lists different patients than {blocks[0].modality!r}; "
+                "every block must have one row per patient, in the same order"
+            )
+

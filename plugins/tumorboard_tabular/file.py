@@ -1,0 +1,174 @@
+"""``tabular.file``: one row per patient from a CSV/TSV/Parquet table, preprocessed on training patients."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Literal, Self
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from tumorboard.api import (
+    ComponentError,
+    DataError,
+    FeatureBlock,
+    InputPath,
+    Modality,
+    Target,
+    check_unique_ids,
+    read_table,
+    row_label,
+)
+
+
+class _Table:
+    """The file as read once: numeric columns as a float matrix, text columns as strings."""
+
+    def __init__(self, frame: pl.DataFrame, id_column: str, path, columns, exclude, categorical):
+        self.path = path
+        wanted = [c for c in (columns or frame.columns) if c != id_column and c not in exclude]
+        missing = [c for c in wanted if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path}: options.columns names missing column(s) {missing!r}; columns are {frame.columns}")
+        self.ids = frame[id_column].to_list()
+        self.row_of = {pid: i for i, pid in enumerate(self.ids)}
+        self.numeric: list[str] = []
+        self.text: list[str] = []
+        for name in wanted:
+            dtype = frame.schema[name]
+            if dtype.is_numeric() or dtype == pl.Boolean:
+                self.numeric.append(name)
+            elif categorical == "error":
+                raise DataError(
+                    f"{path}: column {name!r} is not numeric ({dtype}); exclude it with "
+                    f"options.exclude = [{name!r}] or set options.categorical = \"onehot\""
+                )
+            else:
+                self.text.append(name)
+        if not self.numeric and not self.text:
+            raise DataError(f"{path}: no feature columns besides the id column {id_column!r}")
+        self.matrix = (
+            frame.select(pl.col(c).cast(pl.Float64) for c in self.numeric).to_numpy()
+            if self.numeric
+            else np.empty((frame.height, 0))
+        )
+        bad = np.isinf(self.matrix)
+        if bad.any():
+            r, c = (int(v[0]) for v in np.nonzero(bad))
+            raise DataError(
+                f"{path}: {row_label(path, r)}, column {self.numeric[c]!r} holds {self.matrix[r, c]!r}; "
+                "features must be finite (leave the cell empty for a missing value)"
+            )
+        self.strings = {c: frame[c].cast(pl.String).to_list() for c in self.text}
+
+
+class TabularFile(Modality):
+    """Features from any CSV, TSV or Parquet table with one row per patient.
+
+    Numeric columns are imputed (train median or mean, with missing-value
+    indicators) and standardised with statistics of the training patients
+    only; text columns are one-hot encoded with the categories seen in
+    training. Patients not in the table are marked absent.
+    """
+
+    name = "tabular.file"
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        path: InputPath = Field(description="CSV, TSV or Parquet table, one row per patient.")
+        id_column: str = Field("patient_id", description="Column holding patient ids.")
+        columns: list[str] | None = Field(None, description="Use only these columns (default: all).")
+        exclude: list[str] = Field(default_factory=list, description="Columns to leave out.")
+        categorical: Literal["onehot", "error"] = Field(
+            "onehot", description="Text columns: one-hot encode, or refuse them."
+        )
+        max_categories: PositiveInt = Field(20, description="Most frequent training categories kept per text column.")
+        impute: Literal["median", "mean"] = Field("median", description="Fill value learned on training patients.")
+        missing_indicators: bool = Field(True, description="Add COLUMN__missing for columns with gaps in training.")
+        scale: bool = Field(True, description="Standardise numeric columns with training mean and SD.")
+
+    _table: _Table | None = None
+
+    def _load(self) -> _Table:
+        # reading is not learning: the raw table is cached across folds, the
+        # statistics below are recomputed by every fit
+        if self._table is None:
+            o = self.options
+            frame = read_table(o.path, o.id_column)
+            check_unique_ids(frame, o.id_column, o.path)
+            self._table = _Table(frame, o.id_column, o.path, o.columns, o.exclude, o.categorical)
+        return self._table
+
+    def available_ids(self) -> set[str]:
+        return set(self._load().ids)
+
+    def _rows(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        table = self._load()
+        rows = np.array([table.row_of.get(str(i), -1) for i in ids], dtype=np.int64)
+        return rows, rows >= 0
+
+    def fit(self, ids: Sequence[str], y: Target) -> Self:
+        if len(ids) != len(y):
+            raise ComponentError(f"{self.name}: fit() got {len(ids)} ids but {len(y)} target values")
+        table = self._load()
+        rows, present = self._rows(ids)
+        train = table.matrix[rows[present]]
+        if len(train) == 0:
+            raise DataError(f"{table.path}: none of the {len(ids)} training patients is in this table")
+        with np.errstate(all="ignore"):
+            fill = np.nanmedian(train, axis=0) if self.options.impute == "median" else np.nanmean(train, axis=0)
+        fill = np.where(np.isfinite(fill), fill, 0.0)
+        filled = np.where(np.isnan(train), fill, train)
+        mean = filled.mean(axis=0) if len(filled) else np.zeros(train.shape[1])
+        sd = filled.std(axis=0) if len(filled) else np.ones(train.shape[1])
+        self.numeric_columns_ = list(table.numeric)
+        self.fill_ = fill
+        self.mean_ = mean if self.options.scale else np.zeros_like(mean)
+        self.scale_ = np.where(sd > 0, sd, 1.0) if self.options.scale else np.ones_like(sd)
+        self.indicator_columns_ = (
+            [c for c, gap in zip(table.numeric, np.isnan(train).any(axis=0), strict=True) if gap]
+            if self.options.missing_indicators
+            else []
+        )
+        self.categories_ = {}
+        for column in table.text:
+            counts = Counter(table.strings[column][r] for r in rows[present])
+            counts.pop(None, None)
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            self.categories_[column] = [level for level, _ in ranked[: self.options.max_categories]]
+        self.feature_names_ = (
+            list(table.numeric)
+            + [f"{c}={level}" for c, levels in self.categories_.items() for level in levels]
+            + [f"{c}__missing" for c in self.indicator_columns_]
+        )
+        return self
+
+    def transform(self, ids: Sequence[str]) -> FeatureBlock:
+        self.check_is_fitted()
+        table = self._load()
+        if table.numeric != self.numeric_columns_:
+            raise DataError(
+                f"{table.path}: numeric columns {table.numeric!r} differ from those the pipeline was fitted "
+                f"on {self.numeric_columns_!r}"
+            )
+        rows, present = self._rows(ids)
+        n = len(ids)
+        raw = np.full((n, len(self.numeric_columns_)), np.nan)
+        raw[present] = table.matrix[rows[present]]
+        numeric = (np.where(np.isnan(raw), self.fill_, raw) - self.mean_) / self.scale_
+        parts = [numeric]
+        for column, levels in self.categories_.items():
+            values = table.strings.get(column)
+            onehot = np.zeros((n, len(levels)))
+            if values is not None:
+                for k, level in enumerate(levels):
+                    onehot[present, k] = [values[r] == level for r in rows[present]]
+            parts.append(onehot)
+        index = {c: j for j, c in enumerate(self.numeric_columns_)}
+        parts.append(np.stack([np.isnan(raw[:, index[c]]) for c in self.indicator_columns_], axis=1)
+                     if self.indicator_columns_ else np.zeros((n, 0)))
+        values = np.concatenate(parts, axis=1)
+        values[~present] = np.nan
+        return FeatureBlock(tuple(ids), values, tuple(self.feature_names_), present, self.name)
