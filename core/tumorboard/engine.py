@@ -139,8 +139,11 @@ def _collect(cohort: Cohort, folds: list[Fold], fold_preds: dict[tuple[int, int,
     return _Scored(index, per_repeat)  # type: ignore[arg-type]
 
 
-def compute_metrics(cohort: Cohort, scored: _Scored, metric_names: list[str], evaluation, seed: int, notes: list[str]) -> dict[str, Any]:
-    """Overall metrics with CIs, and the subgroup audit."""
+def compute_metrics(
+    cohort: Cohort, scored: _Scored, metric_names: list[str], evaluation, seed: int, notes: list[str],
+    audit: bool = True,
+) -> dict[str, Any]:
+    """Overall metrics with CIs, and (with ``audit``) every metric per subgroup."""
     task = cohort.target.kind
     y = cohort.target.take(scored.index)
     rng = np.random.default_rng(seed)
@@ -154,6 +157,8 @@ def compute_metrics(cohort: Cohort, scored: _Scored, metric_names: list[str], ev
         }
 
     result: dict[str, Any] = {"overall": block(np.arange(len(scored.index))), "n": int(len(scored.index))}
+    if not audit:
+        return result
     subgroups: dict[str, Any] = {}
     gaps: dict[str, Any] = {}
     for column, labels in cohort.subgroups.items():
@@ -291,11 +296,11 @@ def run(
                 metrics["sites"] = {}
                 for fold in folds:
                     sub = _Scored(fold.test, [fold_preds[(fold.repeat, fold.fold, "test")]])
-                    metrics["sites"][fold.label] = compute_metrics(cohort, sub, metric_names, rs.evaluation, rs.run.seed, [])["overall"]
+                    metrics["sites"][fold.label] = compute_metrics(cohort, sub, metric_names, rs.evaluation, rs.run.seed, [], audit=False)["overall"]
             for set_name in sorted({s for f in folds for s in f.extra}):
                 extra = _collect(cohort, folds, fold_preds, set_name)
                 if extra is not None:
-                    metrics.setdefault("sets", {})[set_name] = compute_metrics(cohort, extra, metric_names, rs.evaluation, rs.run.seed, [])["overall"]
+                    metrics.setdefault("sets", {})[set_name] = compute_metrics(cohort, extra, metric_names, rs.evaluation, rs.run.seed, [], audit=False)["overall"]
             progress.advance()
 
             progress.update(f"refit on all {len(cohort)} patients; explainers")

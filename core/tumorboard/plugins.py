@@ -131,7 +131,13 @@ def _entry_points() -> list[metadata.EntryPoint]:
         if key not in seen:
             seen.add(key)
             found.append(ep)
-    return sorted(found, key=lambda ep: ep.name)
+    # a stable order decides who keeps a duplicated name: tumorboard's own
+    # distribution first, then the others by distribution and entry-point name
+    def order(ep: metadata.EntryPoint) -> tuple[bool, str, str]:
+        dist = ep.dist.name if ep.dist is not None else ""
+        return (dist != "tumorboard", dist, ep.name)
+
+    return sorted(found, key=order)
 
 
 def _short_error(err: BaseException) -> str:

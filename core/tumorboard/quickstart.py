@@ -79,7 +79,7 @@ def write_quickstart(folder: Path, patients: int = 400, seed: int = 0, shuffle_l
         "response": response,
         "sex": rng.choice(["female", "male"], patients),
     }).write_csv(folder / "cohort.csv")
-    pl.DataFrame(labs).write_csv(folder / "labs.csv")
+    pl.DataFrame(labs).fill_nan(None).write_csv(folder / "labs.csv")  # gaps as empty cells
     spec = folder / "spec.toml"
     spec.write_text(QUICKSTART_SPEC)
     return spec

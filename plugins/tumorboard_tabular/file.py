@@ -58,7 +58,7 @@ class _Table:
         if bad.any():
             r, c = (int(v[0]) for v in np.nonzero(bad))
             raise DataError(
-                f"{path}: {row_label(path, r)}, column {self.numeric[c]!r} holds {self.matrix[r, c]!r}; "
+                f"{path}: {row_label(path, r)}, column {self.numeric[c]!r} holds {float(self.matrix[r, c])!r}; "
                 "features must be finite (leave the cell empty for a missing value)"
             )
         self.strings = {c: frame[c].cast(pl.String).to_list() for c in self.text}

@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny quickstart cohorts with a planted answer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tumorboard.quickstart import write_quickstart
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def fast(spec: Path, bootstrap: int = 100, **evaluation: object) -> Path:
+    """Shrink a quickstart spec's bootstrap (tests need the behaviour, not tight CIs)."""
+    text = spec.read_text()
+    extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in evaluation.items())
+    text = text.replace("[evaluation]\n", f"[evaluation]\nbootstrap = {bootstrap}\n{extra}", 1)
+    spec.write_text(text)
+    return spec
+
+
+def set_key(spec: Path, key: str, value: str) -> Path:
+    """Replace the first `key = ...` line of a spec."""
+    text = re.sub(rf"(?m)^{re.escape(key)}\s*=.*$", f"{key} = {value}", spec.read_text(), count=1)
+    spec.write_text(text)
+    return spec
+
+
+@pytest.fixture
+def quickstart(tmp_path: Path) -> Path:
+    """A 200-patient quickstart folder; returns the spec path (bootstrap shrunk)."""
+    return fast(write_quickstart(tmp_path / "qs", patients=200, seed=1))
+
+# the example third-party plugin has its own suite, run by test_third_party.py
+# against a real install of the package
+collect_ignore = ["third_party"]

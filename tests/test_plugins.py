@@ -1,0 +1,141 @@
+"""Discovery through entry points: built-ins, broken plugins, duplicates, local modules."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tumorboard.cli import app
+from tumorboard.plugins import load_plugins
+
+BUILTINS = {"tabular.file", "model.logistic", "fusion.concat", "explain.permutation"}
+
+GOOD_MODEL = '''
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from tumorboard.api import Model, hookimpl
+
+class {cls}(Model):
+    """A constant model used to test discovery."""
+    name = "{name}"
+    tasks = frozenset({{"binary"}})
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+    def fit(self, X, y):
+        self.rate_ = np.array([y.values.mean()])
+        return self
+    def predict(self, X):
+        return np.full(len(X.ids), self.rate_[0])
+
+@hookimpl
+def register_models(register):
+    register({cls})
+'''
+
+
+def fake_distribution(root: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str]) -> None:
+    """Write modules plus a dist-info folder, as pip would, under ``root``."""
+    for name, code in modules.items():
+        (root / f"{name}.py").write_text(textwrap.dedent(code))
+    info = root / f"{dist.replace('-', '_')}-0.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n")
+    lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[tumorboard]\n{lines}\n")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    return tmp_path
+
+
+def test_builtins_are_found_through_entry_points():
+    registry = load_plugins()
+    found = {name for family in registry.components.values() for name in family}
+    assert BUILTINS <= found
+    for name in BUILTINS:
+        owner = registry.owner[name]
+        assert owner.source == "entry point" and owner.distribution == "tumorboard"
+
+
+def test_plugins_json_lists_the_builtins():
+    result = CliRunner().invoke(app, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    installed = {c: p["distribution"] for p in data["installed"] for c in p["components"]}
+    assert BUILTINS <= set(installed)
+    assert all(p["source"] == "entry point" for p in data["installed"] if set(p["components"]) & BUILTINS)
+    assert "model.centroid" in {c for e in data["not_installed"] for c in e["components"]}
+
+
+def test_plugin_that_fails_to_import_is_reported_and_others_work(site):
+    fake_distribution(site, "tb-broken", {"tb_broken": "import no_such_module_xyz\n"}, {"broken": "tb_broken"})
+    fake_distribution(site, "tb-good", {"tb_good": GOOD_MODEL.format(cls="Const", name="model.constant")}, {"good": "tb_good"})
+    registry = load_plugins()
+    broken = {p.name: p for p in registry.broken}
+    assert "broken" in broken
+    assert broken["broken"].distribution == "tb-broken"
+    assert "No module named 'no_such_module_xyz'" in broken["broken"].error
+    assert registry.get("model", "model.constant") is not None
+    assert BUILTINS <= {n for f in registry.components.values() for n in f}
+
+
+def test_duplicate_component_name_names_both_distributions(site):
+    fake_distribution(site, "tb-dupe", {"tb_dupe": GOOD_MODEL.format(cls="Dupe", name="model.logistic")}, {"dupe": "tb_dupe"})
+    registry = load_plugins()
+    (broken,) = [p for p in registry.broken if p.name == "dupe"]
+    assert "duplicate component name 'model.logistic'" in broken.error
+    assert "'tumorboard'" in broken.error and "'tb-dupe'" in broken.error
+    assert registry.owner["model.logistic"].distribution == "tumorboard"
+
+
+def test_component_failing_the_api_checks_breaks_only_its_plugin(site):
+    bad = GOOD_MODEL.format(cls="Bad", name="Logistic").replace('model_config = ConfigDict(extra="forbid")', "pass")
+    fake_distribution(site, "tb-bad", {"tb_bad": bad}, {"bad": "tb_bad"})
+    registry = load_plugins()
+    (broken,) = [p for p in registry.broken if p.name == "bad"]
+    assert "is not of the form 'family.variant'" in broken.error
+    assert "must reject unknown keys" in broken.error
+
+
+def test_broken_plugins_show_in_the_plugins_command(site):
+    fake_distribution(site, "tb-broken", {"tb_broken2": "raise RuntimeError('boom at import')\n"}, {"broken2": "tb_broken2"})
+    result = CliRunner().invoke(app, ["plugins", "--json"])
+    data = json.loads(result.output)
+    (entry,) = [p for p in data["broken"] if p["name"] == "broken2"]
+    assert entry["distribution"] == "tb-broken" and "boom at import" in entry["error"]
+
+
+def test_disable_env_skips_named_plugins(monkeypatch):
+    monkeypatch.setenv("TUMORBOARD_DISABLE_PLUGINS", "explain, linear")
+    registry = load_plugins()
+    assert registry.get("explainer", "explain.permutation") is None
+    assert registry.get("model", "model.logistic") is None
+    assert registry.get("modality", "tabular.file") is not None
+    assert {p.name for p in registry.plugins if p.status == "disabled"} == {"explain", "linear"}
+
+
+def test_local_module_loads_by_name_from_the_spec_folder(quickstart):
+    (quickstart.parent / "my_lab_plugin.py").write_text(GOOD_MODEL.format(cls="Lab", name="model.lab_constant"))
+    text = quickstart.read_text().replace('plugin = "model.logistic"', 'plugin = "model.lab_constant"')
+    quickstart.write_text(text + '\n[plugins]\nmodules = ["my_lab_plugin"]\n')
+    from tumorboard.engine import run
+
+    result = run(quickstart)
+    assert result.metrics["overall"]["auroc"]["value"] == 0.5  # a constant predictor, as written
+
+
+def test_local_module_loads_from_the_command_line(tmp_path, monkeypatch):
+    (tmp_path / "cli_lab_plugin.py").write_text(GOOD_MODEL.format(cls="Cli", name="model.cli_constant"))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["plugins", "--json", "-p", "cli_lab_plugin"])
+    data = json.loads(result.output)
+    (entry,) = [p for p in data["installed"] if p["name"] == "cli_lab_plugin"]
+    assert entry["source"] == "module" and entry["components"] == ["model.cli_constant"]

@@ -1,0 +1,89 @@
+"""registry.toml, pyproject's entry points, hook docs and the spec schema stay in step."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tumorboard import hookspecs
+from tumorboard.catalogue import load_catalogue
+from tumorboard.plugins import load_plugins
+from tumorboard.spec import load_spec, spec_json_schema
+
+from conftest import REPO
+
+
+def builtin_entry_points() -> dict[str, str]:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return pyproject["project"]["entry-points"]["tumorboard"]
+
+
+def test_every_builtin_entry_point_is_in_the_registry_and_back():
+    declared = {f"{k} = {v}" for k, v in builtin_entry_points().items()}
+    catalogued = {e.entry_point for e in load_catalogue(REPO / "registry.toml") if e.distribution == "tumorboard"}
+    assert declared - catalogued == set(), "add these entry points to registry.toml"
+    assert catalogued - declared == set(), "registry.toml lists built-ins that pyproject.toml does not declare"
+
+
+def test_registry_tables_have_every_field():
+    for entry in load_catalogue(REPO / "registry.toml"):
+        for field in ("kind", "distribution", "entry_point", "summary", "api_version", "homepage", "install"):
+            assert getattr(entry, field), f"registry.toml [{entry.key}] lacks {field}"
+        assert entry.kind in {"modality", "model", "fusion", "explainer"}
+        assert entry.components
+
+
+def test_registry_components_match_what_builtins_register():
+    registry = load_plugins()
+    for entry in load_catalogue(REPO / "registry.toml"):
+        if entry.distribution != "tumorboard":
+            continue
+        (info,) = [p for p in registry.plugins if p.name == entry.entry_point_name]
+        assert sorted(info.components) == sorted(entry.components)
+
+
+def test_every_hook_has_a_section_in_the_plugin_docs():
+    docs = (REPO / "docs" / "plugin-hooks.md").read_text()
+    for hook in hookspecs.HOOKS:
+        assert re.search(rf"^## `{hook}`", docs, re.MULTILINE), f"docs/plugin-hooks.md lacks a section for {hook}"
+        assert (getattr(hookspecs, hook).__doc__ or "").strip(), f"{hook} has no docstring"
+
+
+def test_schema_validates_every_example_spec():
+    schema = spec_json_schema(load_plugins())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    examples = sorted((REPO / "examples").glob("*.toml"))
+    assert examples
+    for path in examples:
+        jsonschema.validate(tomllib.loads(path.read_text()), schema)
+        load_spec(path, check_files=False)  # and the spec loader agrees
+
+
+def test_schema_rejects_an_option_the_plugin_does_not_have():
+    schema = spec_json_schema(load_plugins())
+    spec = tomllib.loads((REPO / "examples" / "quickstart.toml").read_text())
+    spec["modality"][0]["options"]["bin_width"] = 2
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(spec, schema)
+
+
+def test_schema_command_prints_json_schema():
+    result = subprocess.run([sys.executable, "-m", "tumorboard", "spec", "schema"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    assert "model.logistic" in result.stdout and schema["title"] == "tumorboard run spec"
+
+
+def test_core_never_imports_a_plugin():
+    """The import-linter contracts in pyproject.toml (CI runs lint-imports too)."""
+    lint = Path(sys.executable).parent / "lint-imports"
+    result = subprocess.run([str(lint)], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
