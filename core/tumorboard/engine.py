@@ -275,12 +275,13 @@ def run(
             fold_preds: dict[tuple[int, int, str], np.ndarray] = {}
             frames = []
             for fold in folds:
-                progress.update(f"{fold.label}: fitting on {len(fold.train)} patients")
+                pipeline.on_stage = lambda stage, label=fold.label: progress.update(f"{label}: {stage}")
                 fitted = pipeline.clone().fit([cohort.ids[i] for i in fold.train], y.take(fold.train))
                 sets = {"test": fold.test, **fold.extra}
                 for set_name, index in sets.items():
                     if len(index) == 0:
                         continue
+                    progress.update(f"{fold.label}: predicting {len(index)} {set_name} patients")
                     pred = fitted.predict([cohort.ids[i] for i in index], y.kind, n_classes)
                     fold_preds[(fold.repeat, fold.fold, set_name)] = pred
                     frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
@@ -303,13 +304,14 @@ def run(
                     metrics.setdefault("sets", {})[set_name] = compute_metrics(cohort, extra, metric_names, rs.evaluation, rs.run.seed, [], audit=False)["overall"]
             progress.advance()
 
-            progress.update(f"refit on all {len(cohort)} patients; explainers")
+            pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")
             final = pipeline.clone().fit(list(cohort.ids), y)
             final.save(stage / "pipeline", _raw_options(loaded), {"task": y.kind, "classes": list(y.classes)})
             if loaded.explainers:
                 X = final.features(list(cohort.ids))
                 (stage / "attributions").mkdir()
                 for explainer in loaded.explainers:
+                    progress.update(f"explaining with {explainer.name}")
                     attribution = explainer.explain(final.model, X, X.feature_names, y)  # type: ignore[union-attr]
                     _write_attribution(stage / "attributions", explainer.name, attribution)
             progress.advance()

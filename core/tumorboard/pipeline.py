@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,13 @@ class Pipeline:
     modalities: list[tuple[str, Modality]]
     fusion: Fusion
     model: Model
+    on_stage: Callable[[str], None] = field(default=lambda stage: None, repr=False)
+    """Called with a short description as each stage starts (the engine's progress)."""
 
     def clone(self) -> Pipeline:
-        return Pipeline([(n, m.clone()) for n, m in self.modalities], self.fusion.clone(), self.model.clone())
+        return Pipeline(
+            [(n, m.clone()) for n, m in self.modalities], self.fusion.clone(), self.model.clone(), self.on_stage
+        )
 
     def _call(self, what: str, component: Component, method: str, *args):
         try:
@@ -43,6 +48,7 @@ class Pipeline:
         out = []
         for name, modality in self.modalities:
             what = f"modality {name!r}"
+            self.on_stage(f"{'fitting' if y is not None else 'transforming'} {what}")
             if y is not None:
                 self._call(what, modality, "fit", list(ids), y)
             block = self._call(what, modality, "transform", list(ids))
@@ -51,8 +57,10 @@ class Pipeline:
 
     def fit(self, ids: Sequence[str], y: Target) -> Pipeline:
         blocks = self.blocks(ids, y)
+        self.on_stage(f"fitting fusion ({self.fusion.name})")
         self._call("fusion", self.fusion, "fit", blocks, y)
         X = check_block(self._call("fusion", self.fusion, "transform", blocks), ids, "fusion", self.fusion.name)
+        self.on_stage(f"fitting model ({self.model.name})")
         self._call("model", self.model, "fit", X, y)
         return self
 

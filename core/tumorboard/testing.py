@@ -414,12 +414,17 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def check_component(component: Component) -> None:
+def check_component(component: Component | type[Component]) -> None:
     """Run every check on ``component``; raise ``ConformanceError`` listing each failure.
+
+    A class is built with its default options (``cls()``); pass an instance when
+    options are required (a modality's data path, for one).
 
     Checks named in ``known_limitations`` are run too and must fail (they are
     expected failures); one that passes is reported, so the list stays honest.
     """
+    if isinstance(component, type):
+        component = component()
     failures = []
     for check in CHECKS:
         reason = component.known_limitations.get(check.__name__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+import warnings
 from collections.abc import Sequence
 from typing import Literal, Self
 
@@ -17,6 +18,7 @@ from tumorboard.api import (
     InputPath,
     Modality,
     Target,
+    TumorboardWarning,
     check_unique_ids,
     read_table,
     row_label,
@@ -85,6 +87,9 @@ class TabularFile(Modality):
             "onehot", description="Text columns: one-hot encode, or refuse them."
         )
         max_categories: PositiveInt = Field(20, description="Most frequent training categories kept per text column.")
+        min_category_count: PositiveInt = Field(
+            5, description="A category needs this many training patients to become a feature (rare values can identify people)."
+        )
         impute: Literal["median", "mean"] = Field("median", description="Fill value learned on training patients.")
         missing_indicators: bool = Field(True, description="Add COLUMN__missing for columns with gaps in training.")
         scale: bool = Field(True, description="Standardise numeric columns with training mean and SD.")
@@ -136,8 +141,20 @@ class TabularFile(Modality):
         for column in table.text:
             counts = Counter(table.strings[column][r] for r in rows[present])
             counts.pop(None, None)
+            if len(counts) > max(self.options.max_categories, 0.5 * len(train)):
+                # mostly-unique text (names, record numbers) must never become
+                # feature names that travel into reports and saved pipelines
+                warnings.warn(
+                    f"{table.path}: column {column!r} looks like an identifier ({len(counts)} distinct values "
+                    f"in {len(train)} training rows) and is left out; list it in options.exclude",
+                    TumorboardWarning,
+                    stacklevel=2,
+                )
+                self.categories_[column] = []
+                continue
             ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-            self.categories_[column] = [level for level, _ in ranked[: self.options.max_categories]]
+            kept = [level for level, n in ranked if n >= self.options.min_category_count]
+            self.categories_[column] = kept[: self.options.max_categories]
         self.feature_names_ = (
             list(table.numeric)
             + [f"{c}={level}" for c, levels in self.categories_.items() for level in levels]
