@@ -226,17 +226,71 @@ def predict(
         out.print(f"{frame.height} predictions written to {output}")
 
 
+def _synth(folder: Path, options, overwrite: bool, quiet: bool) -> Path:
+    from .synth import generate
+
+    if quiet:
+        return generate(folder, options, overwrite=overwrite)
+    with Progress(TextColumn("[bold]generating cohort"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as bar:
+        task = bar.add_task("patients", total=options.patients)
+        return generate(folder, options, overwrite=overwrite,
+                        progress=lambda done, total: bar.update(task, completed=done))
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to create for the cohort.")],
+    patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives byte-identical files.")] = 0,
+    images: Annotated[bool, typer.Option(help="Write CT volumes and masks (off for very large cohorts).")] = True,
+    confounded: Annotated[bool, typer.Option(help="Assign treatment as observational data would (by EGFR and ECOG).")] = False,
+    image_size: Annotated[str, typer.Option(help="Volume size x,y,z in voxels.")] = "64,64,32",
+    rna_genes: Annotated[int, typer.Option(min=100, help="Genes in the RNA matrix.")] = 2000,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Write a synthetic multimodal cohort with planted ground truth (OMOP, omics, CT, outcomes)."""
+    from .synth import SynthOptions
+
+    try:
+        size = tuple(int(v) for v in image_size.split(","))
+        if len(size) != 3 or min(size) < 8:
+            raise ValueError
+    except ValueError:
+        err.print(f"[red]error:[/red] --image-size {image_size!r}: give three sizes of at least 8, e.g. 64,64,32")
+        raise typer.Exit(2) from None
+    options = SynthOptions(patients=patients, seed=seed, images=images, confounded=confounded,
+                           image_size=size, rna_genes=rna_genes)  # type: ignore[arg-type]
+    try:
+        path = _synth(out_dir, options, overwrite, quiet)
+    except TumorboardError as error:
+        _fail(error)
+    truth = json.loads((path / "ground_truth.json").read_text())
+    out.print(f"{patients} patients written to {path}")
+    out.print(f"oracle AUROC {truth['oracle']['auroc']}, oracle C-index {truth['oracle']['c_index']}; "
+              f"signal shares (response): {truth['modality_shares']['response']}")
+
+
 @app.command()
 def demo(
     folder: Annotated[Path, typer.Option("--dir", help="Working folder for the generated cohort and run.")] = Path("tumorboard-demo"),
-    patients: Annotated[int, typer.Option(help="Patients in the generated cohort.")] = 400,
+    patients: Annotated[int, typer.Option(min=50, help="Patients in the generated cohort.")] = 300,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Generate a small cohort with a planted answer and run the quickstart spec on it."""
-    from .quickstart import write_quickstart
+    """Generate the synthetic cohort and run the bundled spec (every built-in modality plugin) on it."""
+    from importlib import resources
 
-    spec = write_quickstart(folder, patients=patients)
-    out.print(f"cohort of {patients} patients written to {folder}/ (cohort.csv, labs.csv, spec.toml)")
+    from .synth import SynthOptions
+
+    cohort = folder / "cohort"
+    try:
+        _synth(cohort, SynthOptions(patients=patients), overwrite=True, quiet=quiet)
+    except TumorboardError as error:
+        _fail(error)
+    spec = cohort / "spec.toml"
+    spec.write_text(resources.files("tumorboard").joinpath("demo.toml").read_text())
+    out.print(f"cohort of {patients} patients written to {cohort}/ (OMOP, omics, CT, outcomes, ground truth)")
     try:
         result = _run(spec, overwrite=True, quiet=quiet, plugins=[])
     except KeyboardInterrupt:
@@ -245,6 +299,8 @@ def demo(
     except TumorboardError as error:
         _fail(error)
     out.print(metrics_table(result.metrics))
+    truth = json.loads((cohort / "ground_truth.json").read_text())
+    out.print(f"oracle AUROC with the true response probabilities: {truth['oracle']['auroc']}")
     out.print(f"run directory: {result.path}")
 
 

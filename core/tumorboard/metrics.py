@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn import metrics as skm
 
 from .data import Target
@@ -60,17 +61,50 @@ def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
     return concordant / comparable if comparable else float("nan")
 
 
+def auroc(y: np.ndarray, p: np.ndarray) -> float:
+    """Area under the ROC curve as the Mann-Whitney statistic (ties count one half)."""
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = rankdata(p)
+    return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def average_precision(y: np.ndarray, p: np.ndarray) -> float:
+    """Average precision, as scikit-learn defines it (a step sum over distinct thresholds)."""
+    if y.sum() == 0:
+        return float("nan")
+    order = np.argsort(-p, kind="mergesort")
+    ys, ps = y[order], p[order]
+    last = np.r_[np.flatnonzero(np.diff(ps)), len(ps) - 1]
+    tps = np.cumsum(ys)[last]
+    precision = tps / (last + 1)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def _f1(y: Target, p: np.ndarray) -> float:
+    tp, _, fp, fn = _binary_confusion(y, p)
+    return 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0
+
+
+# binary metrics are plain numpy: the bootstrap calls each thousands of times,
+# and scikit-learn's input validation costs more than the metric itself
+# (tests check every one against scikit-learn)
 BINARY: dict[str, MetricFn] = {
-    "auroc": lambda y, p: skm.roc_auc_score(y.values, p),
-    "auprc": lambda y, p: skm.average_precision_score(y.values, p),
-    "accuracy": lambda y, p: skm.accuracy_score(y.values, _labels(p)),
-    "balanced_accuracy": lambda y, p: skm.balanced_accuracy_score(y.values, _labels(p)),
+    "auroc": lambda y, p: auroc(y.values, p),
+    "auprc": lambda y, p: average_precision(y.values, p),
+    "accuracy": lambda y, p: float(np.mean(_labels(p) == y.values)),
+    "balanced_accuracy": lambda y, p: 0.5 * (
+        _ratio((c := _binary_confusion(y, p))[0], c[0] + c[3]) + _ratio(c[1], c[1] + c[2])
+    ),
     "sensitivity": lambda y, p: _ratio((c := _binary_confusion(y, p))[0], c[0] + c[3]),
     "specificity": lambda y, p: _ratio((c := _binary_confusion(y, p))[1], c[1] + c[2]),
     "precision": lambda y, p: _ratio((c := _binary_confusion(y, p))[0], c[0] + c[2]),
-    "f1": lambda y, p: skm.f1_score(y.values, _labels(p), zero_division=0.0),
-    "brier": lambda y, p: skm.brier_score_loss(y.values, p),
-    "log_loss": lambda y, p: skm.log_loss(y.values, _clip(p), labels=[0, 1]),
+    "f1": _f1,
+    "brier": lambda y, p: float(np.mean((p - y.values) ** 2)),
+    "log_loss": lambda y, p: float(-np.mean(y.values * np.log(_clip(p)) + (1 - y.values) * np.log(1 - _clip(p)))),
 }
 
 MULTICLASS: dict[str, MetricFn] = {

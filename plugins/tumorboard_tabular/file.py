@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+import functools
 import warnings
 from collections.abc import Sequence
 from typing import Literal, Self
@@ -38,8 +39,9 @@ class _Table:
         self.row_of = {pid: i for i, pid in enumerate(self.ids)}
         self.numeric: list[str] = []
         self.text: list[str] = []
+        schema = frame.schema  # built on each access: take it once, not per column
         for name in wanted:
-            dtype = frame.schema[name]
+            dtype = schema[name]
             if dtype.is_numeric() or dtype == pl.Boolean:
                 self.numeric.append(name)
             elif categorical == "error":
@@ -64,6 +66,14 @@ class _Table:
                 "features must be finite (leave the cell empty for a missing value)"
             )
         self.strings = {c: frame[c].cast(pl.String).to_list() for c in self.text}
+
+
+@functools.lru_cache(maxsize=16)
+def _read(path, mtime_ns, size, id_column, columns, exclude, categorical) -> _Table:
+    """Read and check a table once per file version (mtime and size are part of the key)."""
+    frame = read_table(path, id_column)
+    check_unique_ids(frame, id_column, path)
+    return _Table(frame, id_column, path, columns, exclude, categorical)
 
 
 class TabularFile(Modality):
@@ -94,17 +104,13 @@ class TabularFile(Modality):
         missing_indicators: bool = Field(True, description="Add COLUMN__missing for columns with gaps in training.")
         scale: bool = Field(True, description="Standardise numeric columns with training mean and SD.")
 
-    _table: _Table | None = None
-
     def _load(self) -> _Table:
-        # reading is not learning: the raw table is cached across folds, the
-        # statistics below are recomputed by every fit
-        if self._table is None:
-            o = self.options
-            frame = read_table(o.path, o.id_column)
-            check_unique_ids(frame, o.id_column, o.path)
-            self._table = _Table(frame, o.id_column, o.path, o.columns, o.exclude, o.categorical)
-        return self._table
+        # reading is not learning: the raw table is shared by every fold's copy
+        # of this component; the statistics in fit() are recomputed each time
+        o = self.options
+        stat = o.path.stat()
+        return _read(o.path, stat.st_mtime_ns, stat.st_size, o.id_column,
+                     tuple(o.columns) if o.columns is not None else None, tuple(o.exclude), o.categorical)
 
     def available_ids(self) -> set[str]:
         return set(self._load().ids)
