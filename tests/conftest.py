@@ -15,7 +15,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 def fast(spec: Path, bootstrap: int = 100, **evaluation: object) -> Path:
     """Shrink a quickstart spec's bootstrap (tests need the behaviour, not tight CIs)."""
-    text = spec.read_text()
+    text = spec.read_text(encoding="utf-8")
     extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in evaluation.items())
     text = text.replace("[evaluation]\n", f"[evaluation]\nbootstrap = {bootstrap}\n{extra}", 1)
     spec.write_text(text)
@@ -24,7 +24,7 @@ def fast(spec: Path, bootstrap: int = 100, **evaluation: object) -> Path:
 
 def set_key(spec: Path, key: str, value: str) -> Path:
     """Replace the first `key = ...` line of a spec."""
-    text = re.sub(rf"(?m)^{re.escape(key)}\s*=.*$", f"{key} = {value}", spec.read_text(), count=1)
+    text = re.sub(rf"(?m)^{re.escape(key)}\s*=.*$", f"{key} = {value}", spec.read_text(encoding="utf-8"), count=1)
     spec.write_text(text)
     return spec
 

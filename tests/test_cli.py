@@ -83,21 +83,21 @@ def test_predict_with_a_spec_pointing_at_new_files(quickstart, tmp_path):
     write_quickstart(new, patients=20, seed=5)
     (new / "labs.csv").rename(new / "labs-2026.csv")
     spec = new / "spec.toml"
-    spec.write_text(spec.read_text().replace('"labs.csv"', '"labs-2026.csv"'))
+    spec.write_text(spec.read_text(encoding="utf-8").replace('"labs.csv"', '"labs-2026.csv"'))
     result = runner.invoke(app, ["predict", str(quickstart.parent / "runs/quickstart"), "--data", str(spec)])
     assert result.exit_code == 0, result.output
     assert "QS00019" in result.output
 
 
-def test_demo_runs_the_quickstart(tmp_path):
-    result = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo"), "--patients", "150", "-q"])
+def test_demo_generates_a_cohort_and_runs_the_bundled_spec(tmp_path):
+    result = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo"), "--patients", "60", "-q"])
     assert result.exit_code == 0, result.output
-    assert "auroc" in result.output
-    assert (tmp_path / "demo" / "runs" / "quickstart" / "metrics.json").is_file()
+    assert "auroc" in result.output and "oracle AUROC" in result.output
+    assert (tmp_path / "demo" / "cohort" / "runs" / "synthetic-response" / "metrics.json").is_file()
 
 
 def test_python_dash_m_is_the_same_command():
-    result = subprocess.run([sys.executable, "-m", "tumorboard", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "tumorboard", "--help"], capture_output=True, text=True, encoding="utf-8")
     assert result.returncode == 0 and "plugins" in result.stdout and "predict" in result.stdout
 
 

@@ -31,7 +31,7 @@ def test_planted_signal_is_found(quickstart):
 
 def test_quickstart_spec_is_the_one_in_the_issue(tmp_path):
     spec = write_quickstart(tmp_path, patients=120, seed=0)
-    assert spec.read_text() == QUICKSTART_SPEC
+    assert spec.read_text(encoding="utf-8") == QUICKSTART_SPEC
     result = run(spec)  # exactly as given, default bootstrap
     assert set(result.metrics["overall"]) == {"auroc", "accuracy", "brier"}
 
@@ -51,18 +51,18 @@ def test_run_directory_holds_every_artifact(quickstart):
     for name in ("spec.toml", "resolved.json", "provenance.json", "metrics.json", "predictions.parquet",
                  "pipeline/manifest.json", "attributions/explain.permutation.parquet"):
         assert (path / name).is_file(), name
-    assert (path / "spec.toml").read_text() == quickstart.read_text()
-    provenance = json.loads((path / "provenance.json").read_text())
+    assert (path / "spec.toml").read_text(encoding="utf-8") == quickstart.read_text(encoding="utf-8")
+    provenance = json.loads((path / "provenance.json").read_text(encoding="utf-8"))
     assert len(provenance["inputs_sha256"]) == 2 and provenance["seed"] == 7
     assert "tabular" in provenance["plugins"]
-    metrics = json.loads((path / "metrics.json").read_text())
+    metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     assert set(metrics["overall"]["auroc"]) >= {"value", "ci_low", "ci_high"}
     assert set(metrics["subgroups"]["sex"]) == {"female", "male"}
     predictions = pl.read_parquet(path / "predictions.parquet")
     assert predictions.columns[:4] == ["patient_id", "repeat", "fold", "set"]
     assert {"y_true", "y_pred"} <= set(predictions.columns)
     assert predictions.height == 200 and predictions["patient_id"].n_unique() == 200
-    resolved = json.loads((path / "resolved.json").read_text())
+    resolved = json.loads((path / "resolved.json").read_text(encoding="utf-8"))
     assert resolved["model"]["options"]["C"] == 1.0  # defaults filled in
 
 
@@ -105,16 +105,16 @@ def test_failed_overwrite_keeps_the_previous_run(quickstart, monkeypatch):
     from tumorboard_linear.logistic import LogisticModel
 
     first = run(quickstart).path
-    before = (first / "metrics.json").read_text()
+    before = (first / "metrics.json").read_text(encoding="utf-8")
     monkeypatch.setattr(LogisticModel, "fit", lambda self, X, y: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RunError, match="model.*boom"):
         run(quickstart, overwrite=True)
-    assert (first / "metrics.json").read_text() == before
+    assert (first / "metrics.json").read_text(encoding="utf-8") == before
 
 
 def test_duplicate_patient_ids_in_outcomes_are_named(quickstart):
     cohort = quickstart.parent / "cohort.csv"
-    lines = cohort.read_text().splitlines()
+    lines = cohort.read_text(encoding="utf-8").splitlines()
     cohort.write_text("\n".join(lines + [lines[5]]) + "\n")
     with pytest.raises(DataError, match=r"cohort.csv.*'QS00004'.*line 6.*line 202.*one row per patient"):
         run(quickstart)
@@ -128,14 +128,14 @@ def test_missing_target_column_lists_the_columns(quickstart):
 
 def test_modality_ids_matching_no_patient_is_an_error(quickstart):
     labs = quickstart.parent / "labs.csv"
-    labs.write_text(labs.read_text().replace("QS", "XX"))
+    labs.write_text(labs.read_text(encoding="utf-8").replace("QS", "XX"))
     with pytest.raises(DataError, match=r"modality 'labs'.*labs.csv.*none of its 200 patient ids match"):
         run(quickstart)
 
 
 def test_modality_covering_some_patients_warns_and_marks_absent(quickstart):
     labs = quickstart.parent / "labs.csv"
-    lines = labs.read_text().splitlines()
+    lines = labs.read_text(encoding="utf-8").splitlines()
     labs.write_text("\n".join(lines[:151]) + "\n")  # header + 150 patients
     with pytest.warns(UserWarning, match=r"50 of 200 cohort patients have no data and are marked absent"):
         result = run(quickstart)

@@ -124,7 +124,7 @@ def test_disable_env_skips_named_plugins(monkeypatch):
 
 def test_local_module_loads_by_name_from_the_spec_folder(quickstart):
     (quickstart.parent / "my_lab_plugin.py").write_text(GOOD_MODEL.format(cls="Lab", name="model.lab_constant"))
-    text = quickstart.read_text().replace('plugin = "model.logistic"', 'plugin = "model.lab_constant"')
+    text = quickstart.read_text(encoding="utf-8").replace('plugin = "model.logistic"', 'plugin = "model.lab_constant"')
     quickstart.write_text(text + '\n[plugins]\nmodules = ["my_lab_plugin"]\n')
     from tumorboard.engine import run
 

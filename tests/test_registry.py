@@ -21,7 +21,7 @@ from conftest import REPO
 
 
 def builtin_entry_points() -> dict[str, str]:
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     return pyproject["project"]["entry-points"]["tumorboard"]
 
 
@@ -50,7 +50,7 @@ def test_registry_components_match_what_builtins_register():
 
 
 def test_every_hook_has_a_section_in_the_plugin_docs():
-    docs = (REPO / "docs" / "plugin-hooks.md").read_text()
+    docs = (REPO / "docs" / "plugin-hooks.md").read_text(encoding="utf-8")
     for hook in hookspecs.HOOKS:
         assert re.search(rf"^## `{hook}`", docs, re.MULTILINE), f"docs/plugin-hooks.md lacks a section for {hook}"
         assert (getattr(hookspecs, hook).__doc__ or "").strip(), f"{hook} has no docstring"
@@ -62,20 +62,20 @@ def test_schema_validates_every_example_spec():
     examples = sorted((REPO / "examples").glob("*.toml"))
     assert examples
     for path in examples:
-        jsonschema.validate(tomllib.loads(path.read_text()), schema)
+        jsonschema.validate(tomllib.loads(path.read_text(encoding="utf-8")), schema)
         load_spec(path, check_files=False)  # and the spec loader agrees
 
 
 def test_schema_rejects_an_option_the_plugin_does_not_have():
     schema = spec_json_schema(load_plugins())
-    spec = tomllib.loads((REPO / "examples" / "quickstart.toml").read_text())
+    spec = tomllib.loads((REPO / "examples" / "quickstart.toml").read_text(encoding="utf-8"))
     spec["modality"][0]["options"]["bin_width"] = 2
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(spec, schema)
 
 
 def test_schema_command_prints_json_schema():
-    result = subprocess.run([sys.executable, "-m", "tumorboard", "spec", "schema"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "tumorboard", "spec", "schema"], capture_output=True, text=True, encoding="utf-8")
     assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
     assert "model.logistic" in result.stdout and schema["title"] == "tumorboard run spec"
@@ -84,6 +84,6 @@ def test_schema_command_prints_json_schema():
 def test_core_never_imports_a_plugin():
     """The import-linter contracts in pyproject.toml (CI runs lint-imports too)."""
     lint = Path(sys.executable).parent / "lint-imports"
-    result = subprocess.run([str(lint)], capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run([str(lint)], capture_output=True, text=True, encoding="utf-8", cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout

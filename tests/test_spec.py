@@ -34,14 +34,14 @@ def test_typod_plugin_name_suggests_the_closest(quickstart):
 
 
 def test_catalogued_but_missing_plugin_gives_the_install_hint(quickstart):
-    text = quickstart.read_text().replace('plugin = "model.logistic"', 'plugin = "model.centroid"')
+    text = quickstart.read_text(encoding="utf-8").replace('plugin = "model.logistic"', 'plugin = "model.centroid"')
     quickstart.write_text(text)
     (problem,) = problems(quickstart)
     assert "pip install ./tests/third_party/tumorboard-example-centroid" in problem
 
 
 def test_option_of_the_wrong_type_names_path_line_and_value(quickstart):
-    text = quickstart.read_text().replace('[model]\nplugin = "model.logistic"', '[model]\nplugin = "model.logistic"\noptions = { C = "strong" }')
+    text = quickstart.read_text(encoding="utf-8").replace('[model]\nplugin = "model.logistic"', '[model]\nplugin = "model.logistic"\noptions = { C = "strong" }')
     quickstart.write_text(text)
     (problem,) = problems(quickstart)
     assert "spec.toml:23" in problem and "model.options.C = 'strong'" in problem
@@ -49,7 +49,7 @@ def test_option_of_the_wrong_type_names_path_line_and_value(quickstart):
 
 
 def test_every_problem_is_reported_in_one_pass(quickstart):
-    text = quickstart.read_text()
+    text = quickstart.read_text(encoding="utf-8")
     text = text.replace('plugin = "model.logistic"', 'plugin = "model.logistik"').replace("folds = 5", "folds = 1")
     text = text.replace('options = { path = "labs.csv" }', 'options = { path = "labs.csv", bin_width = 3 }')
     quickstart.write_text(text)
@@ -70,13 +70,13 @@ def test_folds_below_two_is_rejected(quickstart):
 
 
 def test_toml_syntax_error_gives_file_line_and_column(quickstart):
-    quickstart.write_text(quickstart.read_text().replace('seed = 7', 'seed = = 7'))
+    quickstart.write_text(quickstart.read_text(encoding="utf-8").replace('seed = 7', 'seed = = 7'))
     (problem,) = problems(quickstart)
     assert "spec.toml:4:8: TOML syntax error" in problem
 
 
 def test_missing_data_file_shows_the_resolved_path(quickstart):
-    quickstart.write_text(quickstart.read_text().replace('"labs.csv"', '"data/labs.csv"'))
+    quickstart.write_text(quickstart.read_text(encoding="utf-8").replace('"labs.csv"', '"data/labs.csv"'))
     (problem,) = problems(quickstart)
     assert f"file not found: {quickstart.parent / 'data' / 'labs.csv'}" in problem
     assert "modality[0].options.path" in problem

@@ -24,7 +24,7 @@ def installed(tmp_path_factory) -> dict[str, str]:
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
          "--target", str(target), str(PACKAGE)],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, encoding="utf-8",
     )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(target), env.get("PYTHONPATH", "")])
@@ -33,7 +33,7 @@ def installed(tmp_path_factory) -> dict[str, str]:
 
 def tumorboard(env, *args, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tumorboard", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, encoding="utf-8")
 
 
 def test_installed_plugin_is_discovered_with_its_distribution(installed):
@@ -49,7 +49,7 @@ def test_installed_plugin_is_discovered_with_its_distribution(installed):
 def test_installed_plugin_passes_the_testing_kit_from_its_own_suite(installed):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(PACKAGE / "tests")],
-        env=installed, capture_output=True, text=True, cwd=PACKAGE,
+        env=installed, capture_output=True, text=True, encoding="utf-8", cwd=PACKAGE,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "13 passed" in result.stdout
@@ -57,10 +57,10 @@ def test_installed_plugin_passes_the_testing_kit_from_its_own_suite(installed):
 
 def test_spec_uses_the_installed_plugin(installed, tmp_path):
     spec = fast(write_quickstart(tmp_path, patients=150, seed=2))
-    spec.write_text(spec.read_text().replace('"model.logistic"', '"model.centroid"'))
+    spec.write_text(spec.read_text(encoding="utf-8").replace('"model.logistic"', '"model.centroid"'))
     result = tumorboard(installed, "run", str(spec), "--quiet")
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((tmp_path / "runs/quickstart/metrics.json").read_text())
+    metrics = json.loads((tmp_path / "runs/quickstart/metrics.json").read_text(encoding="utf-8"))
     assert metrics["overall"]["auroc"]["value"] > 0.7
-    provenance = json.loads((tmp_path / "runs/quickstart/provenance.json").read_text())
+    provenance = json.loads((tmp_path / "runs/quickstart/provenance.json").read_text(encoding="utf-8"))
     assert provenance["plugins"]["centroid"]["distribution"] == "tumorboard-example-centroid"

@@ -197,7 +197,7 @@ def spec_schema(
     schema = spec_json_schema(load_plugins(plugin or [], search_paths=[Path.cwd()]))
     text = json.dumps(schema, indent=2)
     if output:
-        output.write_text(text + "\n")
+        output.write_text(text + "\n", encoding="utf-8")
     else:
         sys.stdout.write(text + "\n")
 
@@ -266,7 +266,7 @@ def synth(
         path = _synth(out_dir, options, overwrite, quiet)
     except TumorboardError as error:
         _fail(error)
-    truth = json.loads((path / "ground_truth.json").read_text())
+    truth = json.loads((path / "ground_truth.json").read_text(encoding="utf-8"))
     out.print(f"{patients} patients written to {path}")
     out.print(f"oracle AUROC {truth['oracle']['auroc']}, oracle C-index {truth['oracle']['c_index']}; "
               f"signal shares (response): {truth['modality_shares']['response']}")
@@ -289,7 +289,7 @@ def demo(
     except TumorboardError as error:
         _fail(error)
     spec = cohort / "spec.toml"
-    spec.write_text(resources.files("tumorboard").joinpath("demo.toml").read_text())
+    spec.write_text(resources.files("tumorboard").joinpath("demo.toml").read_text(encoding="utf-8"))
     out.print(f"cohort of {patients} patients written to {cohort}/ (OMOP, omics, CT, outcomes, ground truth)")
     try:
         result = _run(spec, overwrite=True, quiet=quiet, plugins=[])
@@ -299,7 +299,7 @@ def demo(
     except TumorboardError as error:
         _fail(error)
     out.print(metrics_table(result.metrics))
-    truth = json.loads((cohort / "ground_truth.json").read_text())
+    truth = json.loads((cohort / "ground_truth.json").read_text(encoding="utf-8"))
     out.print(f"oracle AUROC with the true response probabilities: {truth['oracle']['auroc']}")
     out.print(f"run directory: {result.path}")
 

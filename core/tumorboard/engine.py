@@ -318,7 +318,7 @@ def run(
 
             predictions = pl.concat(frames, how="vertical")
             predictions.write_parquet(stage / "predictions.parquet")
-            (stage / "spec.toml").write_text(loaded.text)
+            (stage / "spec.toml").write_text(loaded.text, encoding="utf-8")
             write_json(stage / "resolved.json", resolved_spec(loaded, metric_names))
             for w in caught:
                 text = str(w.message)

@@ -112,7 +112,7 @@ class Pipeline:
                 "state": stem,
             })
         manifest = {"format": PIPELINE_FORMAT, **(meta or {}), "components": entries}
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
     @classmethod
     def load(
@@ -123,7 +123,7 @@ class Pipeline:
         ``modality_options`` replaces the saved options of the named modalities
         (new data described by another spec); learned state is kept.
         """
-        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         if manifest.get("format") != PIPELINE_FORMAT:
             raise RunError(f"{folder}: pipeline format {manifest.get('format')!r} is not supported by this tumorboard")
         modalities = []

@@ -28,7 +28,7 @@ def predict_new(run_dir: Path, data: Path, extra_modules: list[str] | tuple[str,
     run_dir = Path(run_dir)
     if not (run_dir / "pipeline" / "manifest.json").is_file():
         raise RunError(f"{run_dir}: not a finished run directory (no pipeline/manifest.json)")
-    original = tomllib.loads((run_dir / "spec.toml").read_text())
+    original = tomllib.loads((run_dir / "spec.toml").read_text(encoding="utf-8"))
     modules = [*original.get("plugins", {}).get("modules", []), *extra_modules]
     data = Path(data)
     if data.is_file():
@@ -48,7 +48,7 @@ def predict_new(run_dir: Path, data: Path, extra_modules: list[str] | tuple[str,
     else:
         raise DataError(f"--data {data}: no such spec file or folder")
 
-    manifest = json.loads((run_dir / "pipeline" / "manifest.json").read_text())
+    manifest = json.loads((run_dir / "pipeline" / "manifest.json").read_text(encoding="utf-8"))
     pipeline = Pipeline.load(run_dir / "pipeline", registry, base_dir, options)
     if outcomes.is_file():
         ids = read_table(outcomes, id_column)[id_column].to_list()

@@ -81,5 +81,5 @@ def write_quickstart(folder: Path, patients: int = 400, seed: int = 0, shuffle_l
     }).write_csv(folder / "cohort.csv")
     pl.DataFrame(labs).fill_nan(None).write_csv(folder / "labs.csv")  # gaps as empty cells
     spec = folder / "spec.toml"
-    spec.write_text(QUICKSTART_SPEC)
+    spec.write_text(QUICKSTART_SPEC, encoding="utf-8")
     return spec

@@ -59,13 +59,13 @@ def save_state(state: dict[str, Any], folder: Path, stem: str, owner: str = "sta
     """Write ``stem.json`` (and ``stem.npz`` when there are arrays) into ``folder``."""
     arrays: dict[str, np.ndarray] = {}
     encoded = _encode(state, arrays, owner)
-    (folder / f"{stem}.json").write_text(json.dumps(encoded, indent=1, sort_keys=True))
+    (folder / f"{stem}.json").write_text(json.dumps(encoded, indent=1, sort_keys=True), encoding="utf-8")
     if arrays:
         np.savez(folder / f"{stem}.npz", **arrays)
 
 
 def load_state(folder: Path, stem: str) -> dict[str, Any]:
-    encoded = json.loads((folder / f"{stem}.json").read_text())
+    encoded = json.loads((folder / f"{stem}.json").read_text(encoding="utf-8"))
     npz = folder / f"{stem}.npz"
     if npz.exists():
         with np.load(npz, allow_pickle=False) as data:

@@ -434,6 +434,10 @@ def check_component(component: Component | type[Component]) -> None:
             if reason is None:
                 failures.append(f"{check.__name__}: {err}")
             continue
+        except Exception as err:  # a crash inside a check is that check failing
+            if reason is None:
+                failures.append(f"{check.__name__}: {component.name} raised {type(err).__name__}: {err}")
+            continue
         if reason is not None:
             failures.append(f"{check.__name__}: passes, but is listed in known_limitations ({reason!r})")
     if failures:

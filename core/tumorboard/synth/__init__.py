@@ -175,7 +175,7 @@ def _generate_into(stage: Path, o: SynthOptions, progress: Callable[[int, int], 
         pl.DataFrame(manifest_rows).write_csv(stage / "imaging" / "manifest.csv")
         if dicom_rows:
             pl.DataFrame(dicom_rows).write_csv(stage / "imaging" / "manifest_dicom.csv")
-    (stage / "ground_truth.json").write_text(json.dumps(_summary(o, truth), indent=2) + "\n")
+    (stage / "ground_truth.json").write_text(json.dumps(_summary(o, truth), indent=2) + "\n", encoding="utf-8")
 
 
 def _clinical_baseline(rng: np.random.Generator, p: dict, ids: list[str]) -> pl.DataFrame:
