@@ -268,8 +268,9 @@ def synth(
         _fail(error)
     truth = json.loads((path / "ground_truth.json").read_text(encoding="utf-8"))
     out.print(f"{patients} patients written to {path}")
+    shares = ", ".join(f"{k} {v:.2f}" for k, v in truth["modality_shares"]["response"].items())
     out.print(f"oracle AUROC {truth['oracle']['auroc']}, oracle C-index {truth['oracle']['c_index']}; "
-              f"signal shares (response): {truth['modality_shares']['response']}")
+              f"share of the response signal: {shares}", highlight=False)
 
 
 @app.command()
