@@ -14,6 +14,7 @@ from .components import (
     NoOptions,
 )
 from .data import TASKS, Attribution, Cohort, FeatureBlock, Target, Task
+from .estimators import component_class, dump_estimator, load_estimator
 from .errors import ComponentError, DataError, TumorboardError, TumorboardWarning
 from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .metrics import DEFAULT_METRICS, GREATER_IS_BETTER, METRICS, score
@@ -42,6 +43,9 @@ __all__ = [
     "TumorboardError",
     "TumorboardWarning",
     "check_unique_ids",
+    "component_class",
+    "dump_estimator",
+    "load_estimator",
     "hookimpl",
     "read_table",
     "row_label",

@@ -164,12 +164,18 @@ class Model(Component):
     """
 
     family = "model"
+    provides_survival_curves: ClassVar[bool] = False
+    """Survival models that set this implement ``predict_survival`` (for integrated Brier scores)."""
 
     @abstractmethod
     def fit(self, X: FeatureBlock, y: Target) -> Self: ...
 
     @abstractmethod
     def predict(self, X: FeatureBlock) -> np.ndarray: ...
+
+    def predict_survival(self, X: FeatureBlock, times: np.ndarray) -> np.ndarray:
+        """Survival probabilities S(t | x), shape (patients, len(times)), for survival models."""
+        raise NotImplementedError(f"{self.name} does not predict survival curves")
 
 
 class Explainer(Component):

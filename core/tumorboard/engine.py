@@ -21,7 +21,7 @@ from .cohort import load_cohort
 from .components import Modality, paths_in_options
 from .data import Cohort
 from .errors import DataError, TumorboardWarning
-from .metrics import estimate
+from .evaluation import Scored, collect, compute_metrics, curves, survival_context, warn
 from .pipeline import Pipeline
 from .rundir import check_output_free, hash_inputs, staged_directory, write_json
 from .spec import LoadedSpec, default_metrics, load_spec
@@ -54,9 +54,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _warn(message: str, notes: list[str]) -> None:
-    notes.append(message)
-    warnings.warn(message, TumorboardWarning, stacklevel=3)
+_warn = warn
 
 
 def check_modality_coverage(cohort: Cohort, modalities: Sequence[tuple[str, Modality]], notes: list[str]) -> None:
@@ -98,7 +96,7 @@ def _prediction_frame(
     if y.kind == "survival":
         data["y_true"] = y.values[index]
         data["event"] = y.event[index]  # type: ignore[index]
-        data["y_pred"] = pred
+        data["y_pred"] = pred if pred.ndim == 1 else pred[:, 0]  # the risk; curves are not stored
     elif y.kind == "multiclass":
         data["y_true"] = [y.classes[v] for v in y.values[index]]
         data["y_pred"] = [y.classes[v] for v in np.argmax(pred, axis=1)]
@@ -113,75 +111,17 @@ def _prediction_frame(
     return pl.DataFrame(data)
 
 
-@dataclass
-class _Scored:
-    """Out-of-fold predictions of one set, one array per repeat, aligned with ``index``."""
-
-    index: np.ndarray
-    per_repeat: list[np.ndarray]
-
-
-def _collect(cohort: Cohort, folds: list[Fold], fold_preds: dict[tuple[int, int, str], np.ndarray], set_name: str) -> _Scored | None:
-    repeats = sorted({f.repeat for f in folds})
-    per_repeat = []
-    index = None
-    for r in repeats:
-        chunks = [(f, fold_preds[(r, f.fold, set_name)]) for f in folds if f.repeat == r and (r, f.fold, set_name) in fold_preds]
-        if not chunks:
-            return None
-        idx = np.concatenate([(f.test if set_name == "test" else f.extra[set_name]) for f, _ in chunks])
-        pred = np.concatenate([p for _, p in chunks])
-        order = np.argsort(idx, kind="stable")
-        idx, pred = idx[order], pred[order]
-        if index is None:
-            index = idx
-        per_repeat.append(pred)
-    return _Scored(index, per_repeat)  # type: ignore[arg-type]
-
-
-def compute_metrics(
-    cohort: Cohort, scored: _Scored, metric_names: list[str], evaluation, seed: int, notes: list[str],
-    audit: bool = True,
-) -> dict[str, Any]:
-    """Overall metrics with CIs, and (with ``audit``) every metric per subgroup."""
-    task = cohort.target.kind
-    y = cohort.target.take(scored.index)
-    rng = np.random.default_rng(seed)
-
-    def block(sel: np.ndarray) -> dict[str, Any]:
-        yy = y.take(sel)
-        preds = [p[sel] for p in scored.per_repeat]
-        return {
-            m: estimate(task, m, yy, preds, bootstrap=evaluation.bootstrap, confidence=evaluation.confidence, rng=rng).as_dict()
-            for m in metric_names
-        }
-
-    result: dict[str, Any] = {"overall": block(np.arange(len(scored.index))), "n": int(len(scored.index))}
-    if not audit:
-        return result
-    subgroups: dict[str, Any] = {}
-    gaps: dict[str, Any] = {}
-    for column, labels in cohort.subgroups.items():
-        values = np.array(labels)[scored.index]
-        per_value: dict[str, Any] = {}
-        for value in sorted(set(values.tolist())):
-            sel = np.flatnonzero(values == value)
-            per_value[value] = block(sel)
-            if len(sel) < evaluation.min_subgroup_size:
-                _warn(
-                    f"subgroup {column} = {value!r} has {len(sel)} scored patients (< {evaluation.min_subgroup_size}); "
-                    "its estimates are unstable", notes
-                )
-            if cohort.target.is_classification and len(np.unique(y.values[sel])) < 2:
-                _warn(f"subgroup {column} = {value!r} holds a single class; AUROC-type metrics are undefined there", notes)
-        subgroups[column] = per_value
-        gaps[column] = {}
-        for m in metric_names:
-            vals = [v[m]["value"] for v in per_value.values() if v[m]["value"] is not None]
-            gaps[column][m] = round(max(vals) - min(vals), 6) if len(vals) >= 2 else None
-    result["subgroups"] = subgroups
-    result["subgroup_gaps"] = gaps
-    return result
+def _predict(fitted: Pipeline, ids: list[str], y, n_classes: int, context) -> np.ndarray:
+    """Predictions for ``ids``; for survival models with curves, (n, 1 + T): risk, then S(t) on the grid."""
+    if y.kind == "survival" and context is not None and fitted.model.provides_survival_curves:
+        X = fitted.features(ids)
+        risk = fitted.predict_features(X, y.kind)
+        try:
+            survival = np.asarray(fitted.model.predict_survival(X, np.asarray(context.times)), dtype=np.float64)
+        except NotImplementedError:
+            return risk
+        return np.column_stack([risk, survival])
+    return fitted.predict(ids, y.kind, n_classes)
 
 
 def _versions(registry) -> dict[str, Any]:
@@ -269,6 +209,9 @@ def run(
         metric_names = rs.evaluation.metrics or default_metrics(rs.run.task)
         y = cohort.target
         n_classes = y.n_classes if y.kind == "multiclass" else 0
+        context = survival_context(y, rs.evaluation.horizons) if y.kind == "survival" else None
+        if "ibs" in metric_names and not loaded.model.provides_survival_curves:  # type: ignore[union-attr]
+            _warn(f"{loaded.model.name} gives no survival curves; the integrated Brier score is reported as n/a", notes)
 
         with staged_directory(output, overwrite) as stage:
             progress.begin(len(folds) + 2, "cross-validation")
@@ -282,26 +225,32 @@ def run(
                     if len(index) == 0:
                         continue
                     progress.update(f"{fold.label}: predicting {len(index)} {set_name} patients")
-                    pred = fitted.predict([cohort.ids[i] for i in index], y.kind, n_classes)
+                    pred = _predict(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
                     fold_preds[(fold.repeat, fold.fold, set_name)] = pred
                     frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
                 progress.advance()
 
             progress.update("metrics with bootstrap confidence intervals")
-            scored = _collect(cohort, folds, fold_preds, "test")
-            metrics = compute_metrics(cohort, scored, metric_names, rs.evaluation, rs.run.seed, notes)  # type: ignore[arg-type]
+            scored = collect(folds, fold_preds, "test")
+            metrics = compute_metrics(cohort, scored, metric_names, rs.evaluation, rs.run.seed, notes,  # type: ignore[arg-type]
+                                      context=context)
+            metrics["curves"] = curves(cohort, scored, rs.evaluation, notes)  # type: ignore[arg-type]
+            if context is not None:
+                metrics["horizons"] = list(context.horizons)
             metrics["task"] = rs.run.task
             metrics["strategy"] = rs.evaluation.strategy
             metrics["folds"] = len(folds)
             if rs.evaluation.strategy == "site":
                 metrics["sites"] = {}
                 for fold in folds:
-                    sub = _Scored(fold.test, [fold_preds[(fold.repeat, fold.fold, "test")]])
-                    metrics["sites"][fold.label] = compute_metrics(cohort, sub, metric_names, rs.evaluation, rs.run.seed, [], audit=False)["overall"]
+                    sub = Scored(fold.test, [fold_preds[(fold.repeat, fold.fold, "test")]])
+                    metrics["sites"][fold.label] = compute_metrics(
+                        cohort, sub, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
             for set_name in sorted({s for f in folds for s in f.extra}):
-                extra = _collect(cohort, folds, fold_preds, set_name)
+                extra = collect(folds, fold_preds, set_name)
                 if extra is not None:
-                    metrics.setdefault("sets", {})[set_name] = compute_metrics(cohort, extra, metric_names, rs.evaluation, rs.run.seed, [], audit=False)["overall"]
+                    metrics.setdefault("sets", {})[set_name] = compute_metrics(
+                        cohort, extra, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
             progress.advance()
 
             pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")

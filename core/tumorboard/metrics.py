@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.stats import rankdata
@@ -42,7 +43,12 @@ def _ratio(a: int, b: int) -> float:
 
 
 def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
-    """Harrell's concordance index; ties in risk count one half."""
+    """Harrell's concordance index; ties in risk count one half.
+
+    A pair is comparable when patient i had an event before j's time, or at the
+    same time as j's censoring (j is known to have outlived i); this is
+    scikit-survival's and lifelines' convention.
+    """
     time = np.asarray(time, dtype=np.float64)
     event = np.asarray(event).astype(bool)
     risk = np.asarray(risk, dtype=np.float64)
@@ -53,7 +59,7 @@ def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
         ti = time[start:start + 512, None]
         ei = event[start:start + 512, None]
         ri = risk[start:start + 512, None]
-        mask = ei & (ti < time[None, :])
+        mask = ei & ((ti < time[None, :]) | ((ti == time[None, :]) & ~event[None, :]))
         comparable += int(mask.sum())
         concordant += float(np.sum(mask & (ri > risk[None, :]))) + 0.5 * float(
             np.sum(mask & (ri == risk[None, :]))
@@ -84,6 +90,22 @@ def average_precision(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """ECE: mean |observed rate - mean predicted| over equal-width probability bins, weighted by count.
+
+    For multiclass ``p`` (n, k) it is the top-label ECE (confidence of the
+    predicted class against its accuracy).
+    """
+    if p.ndim == 2:
+        conf = p.max(axis=1)
+        hit = (np.argmax(p, axis=1) == y).astype(float)
+    else:
+        conf, hit = p, y.astype(float)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    gap = np.abs(np.bincount(which, hit, bins) - np.bincount(which, conf, bins))
+    return float(gap.sum() / len(y))
+
+
 def _f1(y: Target, p: np.ndarray) -> float:
     tp, _, fp, fn = _binary_confusion(y, p)
     return 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0
@@ -103,8 +125,11 @@ BINARY: dict[str, MetricFn] = {
     "specificity": lambda y, p: _ratio((c := _binary_confusion(y, p))[1], c[1] + c[2]),
     "precision": lambda y, p: _ratio((c := _binary_confusion(y, p))[0], c[0] + c[2]),
     "f1": _f1,
+    "f1_macro": lambda y, p: skm.f1_score(y.values, _labels(p), average="macro", zero_division=0.0),
+    "f1_weighted": lambda y, p: skm.f1_score(y.values, _labels(p), average="weighted", zero_division=0.0),
     "brier": lambda y, p: float(np.mean((p - y.values) ** 2)),
     "log_loss": lambda y, p: float(-np.mean(y.values * np.log(_clip(p)) + (1 - y.values) * np.log(1 - _clip(p)))),
+    "ece": lambda y, p: expected_calibration_error(y.values, p),
 }
 
 MULTICLASS: dict[str, MetricFn] = {
@@ -118,6 +143,8 @@ MULTICLASS: dict[str, MetricFn] = {
         y.values, _labels(p), average="weighted", zero_division=0.0
     ),
     "log_loss": lambda y, p: skm.log_loss(y.values, p, labels=list(range(p.shape[1]))),
+    "brier": lambda y, p: float(np.mean(np.sum((p - np.eye(p.shape[1])[y.values]) ** 2, axis=1))),
+    "ece": lambda y, p: expected_calibration_error(y.values, p),
 }
 
 REGRESSION: dict[str, MetricFn] = {
@@ -126,9 +153,79 @@ REGRESSION: dict[str, MetricFn] = {
     "r2": lambda y, p: skm.r2_score(y.values, p),
 }
 
+def _risk(p: np.ndarray) -> np.ndarray:
+    # survival predictions are a risk score (n,), or (n, 1 + T): risk then S(t) on the time grid
+    return p if p.ndim == 1 else p[:, 0]
+
+
+def _surv(y: Target):
+    from sksurv.util import Surv
+
+    return Surv.from_arrays(event=y.event.astype(bool), time=y.values.astype(np.float64))
+
+
+@dataclass(frozen=True)
+class SurvivalContext:
+    """What survival metrics need beyond one sample: the censoring reference, horizons, time grid.
+
+    ``reference`` is the target of every patient in the run: its censoring
+    distribution weights Uno's C, the time-dependent AUC and the Brier score
+    (inverse probability of censoring weights).
+    """
+
+    reference: Target
+    horizons: tuple[float, ...]
+    times: tuple[float, ...]
+
+
+def _uno_c(ctx: SurvivalContext, y: Target, p: np.ndarray) -> float:
+    from sksurv.metrics import concordance_index_ipcw
+
+    tau = max(ctx.horizons) if ctx.horizons else None
+    return float(concordance_index_ipcw(_surv(ctx.reference), _surv(y), _risk(p), tau=tau)[0])
+
+
+def _td_auc(ctx: SurvivalContext, y: Target, p: np.ndarray) -> float:
+    from sksurv.metrics import cumulative_dynamic_auc
+
+    times = np.array([t for t in ctx.horizons if y.values.min() <= t < y.values.max()])
+    if len(times) == 0:
+        return float("nan")
+    return float(cumulative_dynamic_auc(_surv(ctx.reference), _surv(y), _risk(p), times)[1])
+
+
+def _ibs(ctx: SurvivalContext, y: Target, p: np.ndarray) -> float:
+    from sksurv.metrics import integrated_brier_score
+
+    if p.ndim == 1:
+        return float("nan")  # the model gives no survival curves
+    grid = np.asarray(ctx.times)
+    keep = (grid >= y.values.min()) & (grid < y.values.max())
+    if keep.sum() < 2:
+        return float("nan")
+    return float(integrated_brier_score(_surv(ctx.reference), _surv(y), p[:, 1:][:, keep], grid[keep]))
+
+
 SURVIVAL: dict[str, MetricFn] = {
-    "c_index": lambda y, p: harrell_c(y.values, y.event, p),  # type: ignore[arg-type]
+    "c_index": lambda y, p: harrell_c(y.values, y.event, _risk(p)),  # type: ignore[arg-type]
+    # bound to a SurvivalContext by metric_functions(); listed here so specs can name them
+    "uno_c": _uno_c,  # type: ignore[dict-item]
+    "td_auc": _td_auc,  # type: ignore[dict-item]
+    "ibs": _ibs,  # type: ignore[dict-item]
 }
+NEEDS_CONTEXT = {"uno_c", "td_auc", "ibs"}
+
+
+def metric_functions(task: str, context: SurvivalContext | None = None) -> dict[str, MetricFn]:
+    """The metric functions of a task, with survival metrics bound to their context."""
+    fns = dict(METRICS[task])
+    if task == "survival":
+        for name in NEEDS_CONTEXT:
+            if context is None:
+                fns.pop(name)
+            else:
+                fns[name] = partial(SURVIVAL[name], context)  # type: ignore[call-arg]
+    return fns
 
 METRICS: dict[str, dict[str, MetricFn]] = {
     "binary": BINARY,
@@ -141,15 +238,15 @@ DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
     "binary": ("auroc", "auprc", "accuracy", "brier"),
     "multiclass": ("accuracy", "balanced_accuracy", "auroc"),
     "regression": ("mae", "rmse", "r2"),
-    "survival": ("c_index",),
+    "survival": ("c_index", "uno_c", "td_auc", "ibs"),
 }
 
-GREATER_IS_BETTER = {"brier": False, "log_loss": False, "mae": False, "rmse": False}
+GREATER_IS_BETTER = {"brier": False, "log_loss": False, "mae": False, "rmse": False, "ece": False, "ibs": False}
 
 
-def score(task: str, metric: str, y: Target, prediction: np.ndarray) -> float:
+def score(task: str, metric: str, y: Target, prediction: np.ndarray, fn: MetricFn | None = None) -> float:
     """One metric on one set of predictions (nan when undefined, e.g. one class only)."""
-    fn = METRICS[task][metric]
+    fn = fn or metric_functions(task)[metric]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -183,6 +280,7 @@ def estimate(
     bootstrap: int,
     confidence: float,
     rng: np.random.Generator,
+    fn: MetricFn | None = None,
 ) -> Estimate:
     """A metric averaged over repeats, with a percentile bootstrap CI over patients.
 
@@ -191,7 +289,10 @@ def estimate(
     same sample, so the interval reflects patient sampling, not fold noise.
     """
     n = len(y)
-    value = float(np.nanmean([score(task, metric, y, p) for p in predictions]))
+    fn = fn or metric_functions(task)[metric]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = float(np.nanmean([score(task, metric, y, p, fn) for p in predictions]))
     if bootstrap == 0 or n < 2:
         return Estimate(value, float("nan"), float("nan"), n)
     replicates = np.empty(bootstrap)
@@ -200,7 +301,7 @@ def estimate(
         yb = y.take(idx)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            replicates[b] = np.nanmean([score(task, metric, yb, p[idx]) for p in predictions])
+            replicates[b] = np.nanmean([score(task, metric, yb, p[idx], fn) for p in predictions])
     replicates = replicates[np.isfinite(replicates)]
     if len(replicates) < max(10, bootstrap // 10):
         return Estimate(value, float("nan"), float("nan"), n)

@@ -26,6 +26,7 @@ from pydantic import (
 from .catalogue import CatalogueEntry, entry_for_component, load_catalogue
 from .components import Component
 from .errors import Problem, SpecError
+from .estimators import use_registry
 from .metrics import DEFAULT_METRICS, METRICS
 from .plugins import PluginRegistry, load_plugins
 from .tomlindex import TomlLineIndex, format_path
@@ -106,6 +107,14 @@ class EvaluationSection(_Strict):
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
     min_subgroup_size: PositiveInt = Field(
         30, description="Subgroups smaller than this get a warning that estimates are unstable."
+    )
+    horizons: list[float] | None = Field(
+        None, description="Survival: times for the time-dependent AUC (default: quartiles of event times)."
+    )
+    risk_groups: int = Field(3, ge=2, description="Survival: quantile groups of predicted risk (3 = tertiles).")
+    risk_thresholds: list[float] | None = Field(None, description="Survival: risk cut-offs instead of quantile groups.")
+    ece_warning: float = Field(
+        0.1, gt=0, lt=1, description="Warn when the expected calibration error of the probabilities exceeds this."
     )
 
 
@@ -262,6 +271,7 @@ def validate_spec(
     modules = [*spec.plugins.modules, *extra_modules]
     if registry is None:
         registry = load_plugins(modules, search_paths=[base_dir])
+    use_registry(registry)  # components that build other components (ensembles) look here
     catalogue = load_catalogue()
     problems: list[Problem] = []
     loaded = LoadedSpec(spec, path, text, base_dir, registry)
@@ -292,20 +302,22 @@ def validate_spec(
             message = unknown_component_message(cspec.plugin, family, registry, catalogue)
             problems.append(Problem(format_path(loc + ("plugin",)), message, index.line_of(loc + ("plugin",)), cspec.plugin, True))
             return None
-        if spec.run.task not in cls.tasks:
-            problems.append(
-                Problem(format_path(loc + ("plugin",)),
-                        f"{cls.name} does not support task {spec.run.task!r}; it supports {', '.join(sorted(cls.tasks))}",
-                        index.line_of(loc + ("plugin",)), cspec.plugin, True)
-            )
         try:
             context = {"base_dir": base_dir} if check_files else {"base_dir": base_dir, "skip_files": True}
-            return cls(cls.Options.model_validate(cspec.options, context=context))
+            component = cls(cls.Options.model_validate(cspec.options, context=context))
         except ValidationError as err:
             if not check_files and all("file not found" in e["msg"] for e in err.errors()):
                 return None
             problems.extend(_problems_from(err, loc + ("options",), index))
             return None
+        # asked of the instance: an ensemble supports what all its members support
+        if spec.run.task not in component.tasks:
+            problems.append(
+                Problem(format_path(loc + ("plugin",)),
+                        f"{cls.name} does not support task {spec.run.task!r}; it supports {', '.join(sorted(component.tasks))}",
+                        index.line_of(loc + ("plugin",)), cspec.plugin, True)
+            )
+        return component
 
     loaded.modalities = [build("modality", i, m) for i, m in enumerate(spec.modality)]  # type: ignore[misc]
     loaded.fusion = build("fusion", None, spec.fusion)
