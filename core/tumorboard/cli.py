@@ -72,7 +72,7 @@ def _show_warnings(notes: list[str]) -> None:
         err.print(f"[yellow]warning:[/yellow] {note}", highlight=False, soft_wrap=True)
 
 
-def metrics_table(metrics: dict[str, Any], title: str = "cross-validated metrics") -> Table:
+def metrics_table(metrics: dict[str, Any], title: str = "out-of-sample metrics") -> Table:
     confidence = metrics.get("confidence", 0.95)
     table = Table(title=f"{title} (n = {metrics.get('n', '?')})")
     table.add_column("metric")

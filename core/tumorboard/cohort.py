@@ -44,10 +44,10 @@ def build_target(frame: pl.DataFrame, task: str, target: str | list[str], path: 
                 raise DataError(f"{path}: {row_label(path, r)} has no value in {name!r}; drop the patient or fill it in")
         if (t <= 0).any():
             r = _first_bad(t <= 0)
-            raise DataError(f"{path}: {row_label(path, r)}: survival time {t[r]!r} in {time_col!r} must be > 0")
+            raise DataError(f"{path}: {row_label(path, r)}: survival time {float(t[r])!r} in {time_col!r} must be > 0")
         if not np.isin(e, (0, 1)).all():
             r = _first_bad(~np.isin(e, (0, 1)))
-            raise DataError(f"{path}: {row_label(path, r)}: event {e[r]!r} in {event_col!r} must be 0 (censored) or 1 (event)")
+            raise DataError(f"{path}: {row_label(path, r)}: event {float(e[r])!r} in {event_col!r} must be 0 (censored) or 1 (event)")
         return Target("survival", t, e.astype(np.int64))
 
     column = _column(frame, target, path, "cohort.target")  # type: ignore[arg-type]
@@ -64,7 +64,7 @@ def build_target(frame: pl.DataFrame, task: str, target: str | list[str], path: 
             raise DataError(f"{path}: target column {target!r} must be numeric for a regression task") from err
         if not np.isfinite(values).all():
             r = _first_bad(~np.isfinite(values))
-            raise DataError(f"{path}: {row_label(path, r)}: target {values[r]!r} is not finite")
+            raise DataError(f"{path}: {row_label(path, r)}: target {float(values[r])!r} is not finite")
         return Target("regression", values)
 
     labels = column.cast(pl.String).to_list()

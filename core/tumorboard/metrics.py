@@ -246,7 +246,12 @@ GREATER_IS_BETTER = {"brier": False, "log_loss": False, "mae": False, "rmse": Fa
 
 def score(task: str, metric: str, y: Target, prediction: np.ndarray, fn: MetricFn | None = None) -> float:
     """One metric on one set of predictions (nan when undefined, e.g. one class only)."""
-    fn = fn or metric_functions(task)[metric]
+    if fn is None:
+        fns = metric_functions(task)
+        if metric not in fns:
+            raise ValueError(f"metric {metric!r} needs the run's survival context (censoring, horizons); "
+                             f"use one of {', '.join(fns)} here")
+        fn = fns[metric]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

@@ -1,0 +1,63 @@
+"""Write the public survival data sets as tumorboard inputs (outcomes + features, with split labels).
+
+    python examples/prepare_survival_data.py            # into examples/data/ (git-ignored)
+
+- GBSG2 and the veterans' lung cancer trial ship inside scikit-survival.
+- METABRIC and Rotterdam/GBSG come from ../shared/data/deepsurv-metabric-gbsg (DeepSurv's
+  published train/test split); skipped with a message when that folder is absent.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import polars as pl
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "data" / "deepsurv-metabric-gbsg"
+
+
+def write(name: str, features: pl.DataFrame, time, event, split: list[str] | None, out: Path) -> None:
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = [f"{name.upper()}-{i:05d}" for i in range(features.height)]
+    outcomes = pl.DataFrame({"patient_id": ids, "time": time, "event": event})
+    if split is not None:
+        outcomes = outcomes.with_columns(split=pl.Series(split))
+    outcomes.write_csv(folder / "outcomes.csv")
+    features.insert_column(0, pl.Series("patient_id", ids)).write_csv(folder / "features.csv")
+    print(f"{name}: {features.height} patients, {features.width - 1} covariates -> {folder}")
+
+
+def main(out: Path) -> None:
+    from sksurv.datasets import load_gbsg2, load_veterans_lung_cancer
+
+    for name, loader in (("gbsg2", load_gbsg2), ("veterans", load_veterans_lung_cancer)):
+        X, y = loader()
+        # column by column: categorical columns become text (tabular.file one-hot encodes them)
+        frame = pl.DataFrame({c: (X[c].astype(str).tolist() if str(X[c].dtype) == "category" else X[c].to_numpy())
+                              for c in X.columns})
+        event_field, time_field = y.dtype.names
+        write(name, frame, y[time_field], y[event_field].astype(int), None, out)
+    if not SHARED.is_dir():
+        print(f"skipping METABRIC and GBSG: {SHARED} is absent")
+        return
+    for name in ("metabric", "gbsg"):
+        parts = []
+        for split in ("train", "test"):
+            part = pl.read_csv(SHARED / f"{name}_{split}.csv").with_columns(split=pl.lit(split))
+            parts.append(part)
+        frame = pl.concat(parts)
+        zero = int((frame["duration"] <= 0).sum())
+        if zero:
+            # tumorboard requires times > 0; a same-day event or censoring becomes 0.01
+            # months, which still precedes every other recorded time
+            print(f"{name}: {zero} patient(s) with duration 0 set to 0.01")
+            frame = frame.with_columns(pl.when(pl.col("duration") <= 0).then(0.01).otherwise(pl.col("duration")).alias("duration"))
+        features = frame.drop("duration", "event", "split")
+        write(f"deepsurv-{name}", features, frame["duration"], frame["event"].cast(pl.Int64), frame["split"].to_list(), out)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "data")

@@ -1,0 +1,203 @@
+"""Predictors and evaluation end to end: survival runs, calibration, ensembles, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tumorboard.engine import run
+from tumorboard.errors import ComponentError, DataError
+from tumorboard.quickstart import write_quickstart
+from tumorboard.synth import SynthOptions, generate
+
+from conftest import fast, set_key
+
+SURVIVAL_SPEC = """
+[run]
+name = "synthetic-os"
+task = "survival"
+seed = 5
+output = "runs/os"
+
+[cohort]
+outcomes = "outcomes.csv"
+target = ["os_months", "os_event"]
+subgroups = ["sex"]
+
+[[modality]]
+name = "clinical"
+plugin = "tabular.file"
+options = { path = "tables/clinical_baseline.csv" }
+
+[model]
+plugin = "MODEL"
+
+[evaluation]
+folds = 3
+bootstrap = 100
+"""
+
+
+@pytest.fixture(scope="module")
+def survival_cohort(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("os") / "c", SynthOptions(patients=400, seed=2, images=False, rna_genes=100))
+
+
+def survival_spec(folder: Path, model: str, options: str = "") -> Path:
+    spec = folder / f"spec-{model}.toml"
+    text = SURVIVAL_SPEC.replace('"MODEL"', f'"{model}"' + (f"\noptions = {options}" if options else ""))
+    spec.write_text(text.replace('"runs/os"', f'"runs/{model}"'), encoding="utf-8")
+    return spec
+
+
+@pytest.mark.parametrize(("model", "options"), [
+    ("model.coxnet", ""),
+    ("model.rsf", "{ n_estimators = 40 }"),
+    ("model.gbsurv", "{ n_estimators = 60 }"),
+])
+def test_survival_models_find_the_planted_clinical_signal(survival_cohort, model, options):
+    result = run(survival_spec(survival_cohort, model, options), overwrite=True)
+    overall = result.metrics["overall"]
+    assert overall["c_index"]["value"] > 0.6
+    assert overall["uno_c"]["value"] > 0.6 and overall["td_auc"]["value"] > 0.6
+    assert 0 < overall["ibs"]["value"] < 0.25  # survival curves were scored
+    groups = result.metrics["curves"]["risk_groups"]
+    assert [g["n"] for g in groups["groups"]] and groups["logrank"]["p_value"] < 0.01
+    km = groups["groups"][0]
+    assert km["km_survival"][0] <= 1.0 and km["km_survival"] == sorted(km["km_survival"], reverse=True)
+
+
+def test_survival_pipeline_is_saved_without_pickle_and_predicts_again(survival_cohort):
+    from tumorboard.predict import predict_new
+
+    path = run(survival_spec(survival_cohort, "model.rsf", "{ n_estimators = 20 }"), overwrite=True).path
+    files = list((path / "pipeline").iterdir())
+    assert not any(f.suffix in (".pkl", ".pickle", ".joblib") for f in files)
+    again = predict_new(path, survival_cohort)
+    assert again.height == 400 and np.isfinite(again["y_pred"].to_numpy()).all()
+
+
+def test_calibrated_model_has_small_ece(tmp_path):
+    spec = fast(write_quickstart(tmp_path, patients=4000, seed=8), bootstrap=20)
+    text = spec.read_text(encoding="utf-8").replace(
+        'plugin = "model.logistic"', 'plugin = "model.gbm"\noptions = { calibration = "isotonic", max_iter = 60 }')
+    spec.write_text(text.replace('metrics = ["auroc", "accuracy", "brier"]', 'metrics = ["auroc", "ece"]'), encoding="utf-8")
+    result = run(spec)
+    assert result.metrics["overall"]["ece"]["value"] < 0.05
+    assert not result.metrics["curves"]["calibration"]["flagged"]
+
+
+def test_overconfident_model_is_flagged(tmp_path):
+    spec = fast(write_quickstart(tmp_path, patients=1500, seed=8), bootstrap=20)
+    shutil.copy(Path(__file__).parent / "overconfident_plugin.py", tmp_path / "overconfident_plugin.py")
+    text = spec.read_text(encoding="utf-8").replace('plugin = "model.logistic"', 'plugin = "model.overconfident"')
+    spec.write_text(text + '\n[plugins]\nmodules = ["overconfident_plugin"]\n', encoding="utf-8")
+    with pytest.warns(UserWarning, match="poorly calibrated: expected calibration error"):
+        result = run(spec)
+    assert result.metrics["curves"]["calibration"]["flagged"]
+    assert result.metrics["curves"]["calibration"]["ece"] > 0.1
+
+
+def test_binary_run_reports_curves_and_equalized_odds(quickstart):
+    metrics = run(quickstart).metrics
+    curves = metrics["curves"]
+    assert len(curves["decision_curve"]["threshold"]) == 99 and curves["reliability"]["count"]
+    assert curves["roc"]["fpr"][0] == 0.0 and curves["roc"]["tpr"][-1] == 1.0
+    eo = metrics["equalized_odds"]["sex"]
+    assert set(eo["tpr"]) == {"female", "male"} and 0 <= eo["difference"] <= 1
+
+
+@pytest.mark.parametrize("method", ["vote", "stack"])
+def test_ensemble_runs_inside_the_engine(quickstart, method):
+    text = quickstart.read_text(encoding="utf-8").replace(
+        'plugin = "model.logistic"',
+        f'plugin = "model.ensemble"\noptions = {{ method = "{method}", models = [{{ plugin = "model.logistic" }}, '
+        '{ plugin = "model.gbm", options = { max_iter = 40 } }] }')
+    quickstart.write_text(text, encoding="utf-8")
+    assert run(quickstart).metrics["overall"]["auroc"]["value"] > 0.7
+
+
+def test_ensemble_with_an_unknown_member_is_a_spec_error(quickstart):
+    from tumorboard.errors import SpecError
+    from tumorboard.spec import load_spec
+
+    text = quickstart.read_text(encoding="utf-8").replace(
+        'plugin = "model.logistic"', 'plugin = "model.ensemble"\noptions = { models = [{ plugin = "model.logistic" }, { plugin = "model.gmb" }] }')
+    quickstart.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError, match="no model component 'model.gmb'; installed: .*model.gbm"):
+        load_spec(quickstart)
+
+
+def test_gbm_handles_regression_and_multiclass(quickstart):
+    cohort = quickstart.parent / "cohort.csv"
+    labs = pl.read_csv(quickstart.parent / "labs.csv")
+    hb = labs["hemoglobin"].fill_null(12.5).to_numpy()
+    pl.read_csv(cohort).with_columns(response=pl.Series(hb * 2 + 1)).write_csv(cohort)
+    set_key(quickstart, "task", '"regression"')
+    set_key(quickstart, "metrics", '["r2", "mae"]')
+    text = quickstart.read_text(encoding="utf-8").replace('plugin = "model.logistic"', 'plugin = "model.gbm"')
+    quickstart.write_text(text, encoding="utf-8")
+    assert run(quickstart).metrics["overall"]["r2"]["value"] > 0.8
+
+
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("os_months", "0", r"survival time 0.0 in 'os_months' must be > 0"),
+    ("os_event", "2", r"event 2.0 in 'os_event' must be 0 \(censored\) or 1 \(event\)"),
+])
+def test_bad_survival_outcomes_are_named(survival_cohort, tmp_path, column, value, message):
+    folder = tmp_path / "c"
+    shutil.copytree(survival_cohort, folder, ignore=shutil.ignore_patterns("runs"))
+    outcomes = pl.read_csv(folder / "outcomes.csv")
+    outcomes.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(pl.lit(float(value)))
+                          .otherwise(pl.col(column)).alias(column)).write_csv(folder / "outcomes.csv")
+    with pytest.raises(DataError, match=rf"outcomes.csv: line 5: {message}"):
+        run(survival_spec(folder, "model.coxnet"))
+
+
+def test_subgroup_with_one_class_is_warned(quickstart):
+    cohort = quickstart.parent / "cohort.csv"
+    frame = pl.read_csv(cohort)
+    # a rare subgroup made only of responders
+    frame = frame.with_columns(sex=pl.when((pl.col("response") == 1) & (pl.int_range(pl.len()) < 40))
+                               .then(pl.lit("other")).otherwise(pl.col("sex")))
+    frame.write_csv(cohort)
+    with pytest.warns(UserWarning, match="subgroup sex = 'other' holds a single class"):
+        run(quickstart)
+
+
+def test_nan_in_predictions_is_a_clear_error(quickstart, monkeypatch):
+    from tumorboard_linear.logistic import LogisticModel
+
+    monkeypatch.setattr(LogisticModel, "predict", lambda self, X: np.full(len(X.ids), np.nan))
+    with pytest.raises(ComponentError, match=r"model \(model.logistic\): predict\(\) returned \d+ non-finite value"):
+        run(quickstart)
+
+
+def test_external_validation_by_site_reports_each_site(survival_cohort):
+    spec = survival_spec(survival_cohort, "model.coxnet")
+    text = spec.read_text(encoding="utf-8").replace('subgroups = ["sex"]', 'subgroups = ["sex"]\nsite = "site"')
+    spec.write_text(text.replace("folds = 3", 'folds = 3\nstrategy = "site"'), encoding="utf-8")
+    metrics = run(spec, overwrite=True).metrics
+    assert set(metrics["sites"]) == {f"test site site_{k}" for k in "abcd"}
+    assert all(m["c_index"]["value"] > 0.55 for m in metrics["sites"].values())
+
+
+def test_gbsg2_coxnet_matches_the_published_range(tmp_path):
+    """GBSG2 ships inside scikit-survival: a real-data check that needs nothing from shared/."""
+    import subprocess
+    import sys
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    subprocess.run([sys.executable, str(examples / "prepare_survival_data.py"), str(tmp_path / "data")],
+                   check=True, capture_output=True)
+    spec = tmp_path / "gbsg2.toml"
+    spec.write_text((examples / "survival-gbsg2.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    result = run(fast(spec, bootstrap=200))
+    c = result.metrics["overall"]["c_index"]
+    assert 0.62 < c["value"] < 0.78 and c["ci_low"] < 0.688 < c["ci_high"]  # scikit-survival reports 0.688
+    assert json.loads((result.path / "resolved.json").read_text(encoding="utf-8"))["evaluation"]["strategy"] == "holdout"
