@@ -143,6 +143,9 @@ def _input_paths(loaded: LoadedSpec) -> list[Path]:
         paths.append(loaded.resolve(spec.evaluation.split_file))
     for component in [*loaded.modalities, loaded.fusion, loaded.model, *loaded.explainers]:
         paths += paths_in_options(component)  # type: ignore[arg-type]
+    if spec.treatment is not None and spec.treatment.evidence is not None:
+        ev = spec.treatment.evidence
+        paths += [loaded.resolve(p) for p in (ev.rules, ev.mutation, ev.cnv) if p is not None]
     return paths
 
 
@@ -213,6 +216,13 @@ def run(
         if "ibs" in metric_names and not loaded.model.provides_survival_curves:  # type: ignore[union-attr]
             _warn(f"{loaded.model.name} gives no survival curves; the integrated Brier score is reported as n/a", notes)
 
+        therapy = None
+        if rs.treatment is not None:
+            from .therapy import TherapyAnalysis
+
+            therapy = TherapyAnalysis(rs.treatment, loaded.resolve(rs.cohort.outcomes), rs.cohort.id, cohort,
+                                      loaded.model, rs.run.seed, notes, loaded.base_dir)  # type: ignore[arg-type]
+
         with staged_directory(output, overwrite) as stage:
             progress.begin(len(folds) + 2, "cross-validation")
             fold_preds: dict[tuple[int, int, str], np.ndarray] = {}
@@ -228,6 +238,9 @@ def run(
                     pred = _predict(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
                     fold_preds[(fold.repeat, fold.fold, set_name)] = pred
                     frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
+                if therapy is not None:
+                    progress.update(f"{fold.label}: treatment effects ({rs.treatment.learner}-learner)")  # type: ignore[union-attr]
+                    therapy.fold(fitted.features, fold.train, fold.test, fold.label)
                 progress.advance()
 
             progress.update("metrics with bootstrap confidence intervals")
@@ -256,6 +269,9 @@ def run(
             pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")
             final = pipeline.clone().fit(list(cohort.ids), y)
             final.save(stage / "pipeline", _raw_options(loaded), {"task": y.kind, "classes": list(y.classes)})
+            if therapy is not None:
+                progress.update("treatment effects: scoring, refit with bootstrap intervals, evidence")
+                metrics["therapy"] = therapy.finish(final.features, stage, rs.evaluation, list(cohort.ids))
             if loaded.explainers:
                 X = final.features(list(cohort.ids))
                 (stage / "attributions").mkdir()

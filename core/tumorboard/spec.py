@@ -118,6 +118,50 @@ class EvaluationSection(_Strict):
     )
 
 
+class EvidenceSection(_Strict):
+    """``[treatment.evidence]``: biomarker -> therapy rules matched against each patient's omics."""
+
+    rules: Path = Field(description="CSV/TSV/Parquet or TOML ([[rule]]) with gene, alteration, therapy, direction, "
+                                    "evidence_level, source.")
+    mutation: Path | None = Field(None, description="Mutation calls, patients x genes (1 = mutated).")
+    cnv: Path | None = Field(None, description="Gene-level copy number (log2 ratios), patients x genes.")
+    id: str = Field("patient_id", description="Id column of the omics matrices.")
+    therapy_names: dict[str, list[str]] = Field(
+        default_factory=dict, description='Drugs each arm stands for, e.g. { targeted = ["osimertinib"] }.')
+    amplification: float = Field(0.8, description="log2 ratio at or above which a gene counts as amplified.")
+    deletion: float = Field(-0.8, description="log2 ratio at or below which a gene counts as deleted.")
+
+
+class TreatmentSection(_Strict):
+    """``[treatment]``: estimate each patient's outcome under each candidate treatment."""
+
+    column: str = Field(description="Outcomes column holding each patient's treatment.")
+    candidates: list[str] = Field(min_length=2, description="Treatments to compare (values of that column).")
+    reference: str | None = Field(None, description="Reference arm for effects (default: the first candidate).")
+    learner: Literal["s", "t", "x", "dr"] = Field("dr", description="S-, T-, X- or doubly robust learner.")
+    effect_model: ComponentSpec = Field(default_factory=lambda: ComponentSpec(plugin="model.gbm"),
+                                        description="Regression model for X/DR learners' effects.")
+    propensity_model: ComponentSpec = Field(
+        # strongly penalised: an overfitted propensity model makes randomised data look confounded
+        default_factory=lambda: ComponentSpec(plugin="model.logistic", options={"C": 0.05}),
+        description="Classifier of treatment from covariates.")
+    trim: tuple[float, float] | None = Field(None, description="Leave out training patients whose propensity is outside [low, high].")
+    overlap_auroc: float = Field(0.7, gt=0.5, lt=1, description="Warn when treatment is this predictable (AUROC).")
+    min_arm_size: PositiveInt = Field(10, description="Training patients each arm needs in every fold.")
+    bags: int = Field(20, ge=0, description="Bootstrap refits for per-patient intervals.")
+    evidence: EvidenceSection | None = None
+
+    @model_validator(mode="after")
+    def _reference_is_a_candidate(self) -> TreatmentSection:
+        if self.reference is not None and self.reference not in self.candidates:
+            raise ValueError(f"treatment.reference {self.reference!r} is not among the candidates {self.candidates}")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError("treatment.candidates holds a treatment twice")
+        if self.trim is not None and not 0 <= self.trim[0] < self.trim[1] <= 1:
+            raise ValueError(f"treatment.trim {list(self.trim)} must be [low, high] with 0 <= low < high <= 1")
+        return self
+
+
 class PluginsSection(_Strict):
     """``[plugins]``: local, uninstalled plugin modules to load by name."""
 
@@ -135,6 +179,7 @@ class RunSpec(_Strict):
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     explainer: list[ComponentSpec] = Field(default_factory=list)
     plugins: PluginsSection = Field(default_factory=PluginsSection)
+    treatment: TreatmentSection | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RunSpec:
@@ -323,11 +368,43 @@ def validate_spec(
     loaded.fusion = build("fusion", None, spec.fusion)
     loaded.model = build("model", None, spec.model)
     loaded.explainers = [build("explainer", i, e) for i, e in enumerate(spec.explainer)]  # type: ignore[misc]
+    if spec.treatment is not None:
+        _check_treatment(spec, registry, catalogue, index, problems, loaded, check_files)
     if problems:
         raise SpecError(label, problems)
     for component in [*loaded.modalities, loaded.fusion, loaded.model, *loaded.explainers]:
         component.seed = spec.run.seed  # type: ignore[union-attr]
     return loaded
+
+
+def _check_treatment(spec: RunSpec, registry, catalogue, index, problems: list[Problem], loaded, check_files) -> None:
+    t = spec.treatment
+    if spec.run.task != "binary":
+        problems.append(Problem("treatment", f"treatment effects are estimated for a binary outcome; run.task is "
+                                f"{spec.run.task!r}", index.line_of(("treatment",))))
+    for field_name, needed in (("effect_model", "regression"), ("propensity_model", "binary")):
+        cspec = getattr(t, field_name)
+        loc = ("treatment", field_name, "plugin")
+        cls = registry.get("model", cspec.plugin)
+        if cls is None:
+            problems.append(Problem(format_path(loc), unknown_component_message(cspec.plugin, "model", registry, catalogue),
+                                    index.line_of(loc), cspec.plugin, True))
+            continue
+        try:
+            component = cls(cls.Options.model_validate(cspec.options))
+        except ValidationError as err:
+            problems.extend(_problems_from(err, ("treatment", field_name, "options"), index))
+            continue
+        if needed not in component.tasks:
+            problems.append(Problem(format_path(loc), f"{cls.name} cannot do {needed}; the {field_name} needs a "
+                                    f"{needed} model", index.line_of(loc), cspec.plugin, True))
+    if t.evidence is not None and check_files:
+        for name in ("rules", "mutation", "cnv"):
+            path = getattr(t.evidence, name)
+            if path is not None and not loaded.resolve(path).exists():
+                loc = ("treatment", "evidence", name)
+                problems.append(Problem(format_path(loc), f"file not found: {loaded.resolve(path)}", index.line_of(loc),
+                                        str(path), True))
 
 
 def default_metrics(task: str) -> list[str]:

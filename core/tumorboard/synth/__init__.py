@@ -264,6 +264,8 @@ def _summary(o: SynthOptions, truth: _Truth) -> dict:
                 "heterogeneity_z": "texture inside the tumour in imaging/ct_baseline",
             },
             "treatment_arms": list(P.ARMS),
+            "treatment_assignment": ({"confounded_logit": P.CONFOUNDED_LOGIT} if o.confounded
+                                     else {"randomised": 0.5}),
             "reference_arm": "chemo",
             "best_therapy_rule": "argmax of the true response probability; ties (no planted effect) go to chemo",
         },

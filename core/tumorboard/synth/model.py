@@ -69,7 +69,9 @@ def draw_patients(rng: np.random.Generator, start: int, n: int, confounded: bool
     has_scan = rng.random(n) >= 0.10
 
     if confounded:
-        logit = P.CONFOUNDED_LOGIT["intercept"] + P.CONFOUNDED_LOGIT["EGFR"] * egfr + P.CONFOUNDED_LOGIT["ecog"] * (ecog - 1)
+        c = P.CONFOUNDED_LOGIT
+        # as a physician would choose: the drug for EGFR-mutant, fit patients; not for KRAS-mutant ones
+        logit = c["intercept"] + c["EGFR"] * egfr + c["KRAS"] * kras + c["ecog"] * (ecog - 1)
         targeted = rng.random(n) < expit(logit)
     else:
         targeted = rng.random(n) < 0.5

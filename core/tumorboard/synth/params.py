@@ -113,7 +113,7 @@ N_CNV_GENES, N_CPG, N_PROTEIN, N_METABOLITE = 400, 500, 150, 100
 B0 = 0.1
 RESPONSE = {
     "clinical": {"ecog": -0.55, "stage": -0.45, "hemoglobin_z": 0.45, "cea_log_z": -0.45},
-    "omics": {"immune_program": 1.0, "targeted_x_EGFR": 2.8, "targeted_x_KRAS": -1.2},
+    "omics": {"immune_program": 1.0, "targeted_x_EGFR": 2.8, "targeted_x_KRAS": -2.0},
     "imaging": {"log_volume_z": -0.8, "heterogeneity_z": -0.6},
 }
 # survival: log hazard = xi (Weibull, shape WEIBULL_K, median OS about 18 months at xi = 0)
@@ -131,4 +131,4 @@ DROPOUT_RATE = 0.008  # per month
 # imaging: tumour volume (mm^3) and heterogeneity
 LOG_VOLUME_MEAN, LOG_VOLUME_SD = 8.3, 0.5  # exp(8.3) ~ 4000 mm^3
 LOG_VOLUME_STAGE = 0.25  # per stage above 2.5
-CONFOUNDED_LOGIT = {"intercept": -0.8, "EGFR": 2.5, "ecog": -0.5}
+CONFOUNDED_LOGIT = {"intercept": -0.5, "EGFR": 3.0, "KRAS": -1.5, "ecog": -0.8}
