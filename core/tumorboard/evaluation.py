@@ -176,14 +176,28 @@ def roc_points(y: np.ndarray, p: np.ndarray, max_points: int = 200) -> dict[str,
             "pr": {"recall": np.round(recall[pick_pr], 5).tolist(), "precision": np.round(precision[pick_pr], 5).tolist()}}
 
 
-def calibration_check(y: np.ndarray, p: np.ndarray, limit: float, notes: list[str]) -> dict[str, Any]:
-    """ECE of the pooled out-of-fold probabilities; a warning when it exceeds ``limit``."""
+def calibration_check(y: np.ndarray, p: np.ndarray, limit: float, notes: list[str], seed: int = 0) -> dict[str, Any]:
+    """ECE of the pooled out-of-fold probabilities, flagged when it exceeds ``limit`` and chance.
+
+    In small samples even perfectly calibrated probabilities have a sizeable ECE,
+    so the flag also needs the ECE to exceed the 95th percentile of ECEs of
+    outcomes drawn from the probabilities themselves (200 draws).
+    """
     ece = expected_calibration_error(y, p)
-    flagged = ece > limit
+    rng = np.random.default_rng(seed)
+    def draw() -> np.ndarray:
+        if p.ndim == 1:
+            return (rng.random(len(p)) < p).astype(int)
+        return (rng.random((len(p), 1)) > np.cumsum(p, axis=1)).sum(axis=1).clip(0, p.shape[1] - 1)
+
+    null = [expected_calibration_error(draw(), p) for _ in range(200)]
+    chance = float(np.quantile(null, 0.95))
+    flagged = ece > limit and ece > chance
     if flagged:
-        warn(f"predicted probabilities look poorly calibrated: expected calibration error {ece:.3f} > {limit}; "
+        warn(f"predicted probabilities look poorly calibrated: expected calibration error {ece:.3f} > {limit} "
+             f"(calibrated probabilities would give at most {chance:.3f} here); "
              "consider a model option calibration = \"isotonic\" (or \"sigmoid\")", notes)
-    return {"ece": round(ece, 6), "limit": limit, "flagged": bool(flagged)}
+    return {"ece": round(ece, 6), "limit": limit, "chance_95": round(chance, 6), "flagged": bool(flagged)}
 
 
 def risk_groups(y: Target, risk: np.ndarray, groups: int, thresholds: list[float] | None) -> dict[str, Any]:

@@ -450,6 +450,7 @@ def spec_json_schema(registry: PluginRegistry) -> dict[str, Any]:
         evaluation=(EvaluationSection | None, None),
         explainer=(list[explainer], Field(default_factory=list)),  # type: ignore[valid-type]
         plugins=(PluginsSection | None, None),
+        treatment=(TreatmentSection | None, None),
     )
     schema = schema_model.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
