@@ -1,0 +1,202 @@
+"""``ehr.polars``: OMOP CDM or long event tables into per-patient clinical features."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Self
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tumorboard.api import ComponentError, DataError, FeatureBlock, InputPath, Modality, Target, TumorboardWarning
+
+from .events import find_table, read_long_events, read_omop
+from .features import DEFAULT_FINDINGS, index_from_concepts, normalise_units, raw_features, to_matrix, window_days
+
+FAMILIES = ("demographics", "condition", "drug", "procedure", "observation", "measurements", "notes")
+
+
+class EventColumns(BaseModel):
+    """Column names of a long events table."""
+
+    model_config = ConfigDict(extra="forbid")
+    patient_id: str = "patient_id"
+    time: str = "time"
+    code: str = "code"
+    value: str | None = "value"
+    unit: str | None = "unit"
+
+
+class _Raw:
+    """Raw features of every patient with an index date, computed once per input version."""
+
+    def __init__(self, frame: pl.DataFrame, files: list[Path], report: list[str], all_ids: set[str]):
+        self.ids = frame["patient_id"].to_list()
+        self.row_of = {pid: i for i, pid in enumerate(self.ids)}
+        self.columns = [c for c in frame.columns if c not in ("patient_id", "person")]
+        self.matrix = to_matrix(frame, self.columns)
+        self.files, self.report, self.all_ids = files, report, all_ids
+
+
+@functools.lru_cache(maxsize=8)
+def _compute(key: tuple) -> _Raw:
+    (omop_dir, events_path, columns, id_source, index_table, index_id, index_column, index_concepts,
+     windows, families, findings, _file_versions) = key
+    if omop_dir is not None:
+        source = read_omop(Path(omop_dir), id_source)
+        concept_path = find_table(Path(omop_dir), "concept")
+        names = {}
+        if concept_path is not None:
+            table = pl.read_csv(concept_path, infer_schema=False) if concept_path.suffix != ".parquet" else pl.read_parquet(concept_path)
+            names = dict(zip(table["concept_id"].cast(pl.Int64).to_list(), table["concept_name"].cast(pl.String).to_list(), strict=True))
+    else:
+        source = read_long_events(Path(events_path), dict(columns))
+        names = source.names
+    events, report = normalise_units(source.events)
+    report = source.report + report
+    if index_table is not None:
+        from tumorboard.api import read_table
+
+        table = read_table(Path(index_table), index_id)
+        if index_column not in table.columns:
+            raise DataError(f"{index_table}: no index date column {index_column!r}; columns are {', '.join(table.columns)}")
+        day = table[index_column].cast(pl.String).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+        if day.null_count() > table[index_column].null_count():
+            bad = table.filter(day.is_null() & table[index_column].is_not_null())[index_column][0]
+            raise DataError(f"{index_table}: column {index_column!r} holds a value that is not a date: {bad!r}")
+        index = (pl.DataFrame({"patient_id": table[index_id].cast(pl.String), "index_day": day.cast(pl.Int32)})
+                 .join(source.persons.select("patient_id", "person"), on="patient_id").select("person", "index_day"))
+    else:
+        index = index_from_concepts(events, list(index_concepts)).with_columns(pl.col("index_day").cast(pl.Int32))
+    frame = raw_features(events, source.persons, source.notes, index, list(windows), set(families), dict(findings), names)
+    frame = frame.join(source.persons.select("person", "patient_id"), on="person").drop("person")
+    return _Raw(frame, source.files, report, set(source.persons["patient_id"].to_list()))
+
+
+class EhrPolars(Modality):
+    """Clinical features from OMOP CDM v5.4 tables or a long events table, with polars.
+
+    Per patient, only events before their index date: demographics; per concept
+    and look-back window, counts and days since last for conditions, drugs,
+    procedures and observations; last/mean/min/max/slope/count of labs (units
+    converted); negation-aware finding flags from notes. Concepts rarer than
+    ``min_frequency`` among training patients are dropped; imputation (with
+    missing-value indicators), winsorising and scaling are learned on training
+    patients only. No date, name or text is ever output.
+    """
+
+    name = "ehr.polars"
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        omop_dir: InputPath | None = Field(None, description="Folder with OMOP CDM tables (CSV or Parquet).")
+        events: InputPath | None = Field(None, description="A long events table instead of OMOP.")
+        events_columns: EventColumns = Field(default_factory=EventColumns, description="Column names of the events table.")
+        id_source: Literal["person_source_value", "person_id"] = Field(
+            "person_source_value", description="Which OMOP person column holds the cohort's patient ids.")
+        index_table: InputPath | None = Field(None, description="Table with each patient's index date.")
+        index_id_column: str = Field("patient_id", description="Id column of the index table.")
+        index_column: str = Field("index_date", description="Date column of the index table.")
+        index_concepts: list[int] = Field(default_factory=list, description="Index date = first event of these concepts.")
+        windows: list[str] = Field(default_factory=lambda: ["30d", "365d", "all"], description="Look-back windows.")
+        families: list[Literal[FAMILIES]] = Field(default_factory=lambda: list(FAMILIES),  # type: ignore[valid-type]
+                                                  description="Feature families to compute.")
+        findings: dict[str, str] | None = Field(None, description="Note findings: name -> regular expression.")
+        min_frequency: float = Field(0.05, ge=0, lt=1, description="Share of training patients a feature needs.")
+        winsor: tuple[float, float] = Field((0.01, 0.99), description="Training quantiles values are clipped to.")
+        missing_indicators: bool = Field(True, description="Add FEATURE__missing where training values have gaps.")
+
+        @model_validator(mode="after")
+        def _one_source(self):
+            if (self.omop_dir is None) == (self.events is None):
+                raise ValueError("give exactly one of omop_dir (OMOP tables) or events (a long events table)")
+            if self.index_table is None and not self.index_concepts:
+                raise ValueError("give index_table (a date per patient) or index_concepts (first occurrence)")
+            for w in self.windows:
+                window_days(w)
+            if not 0 <= self.winsor[0] < self.winsor[1] <= 1:
+                raise ValueError(f"winsor {list(self.winsor)} must be [low, high] quantiles with low < high")
+            return self
+
+    def _raw(self) -> _Raw:
+        o = self.options
+        findings = tuple(sorted((o.findings if o.findings is not None else DEFAULT_FINDINGS).items()))
+        key = (str(o.omop_dir) if o.omop_dir else None, str(o.events) if o.events else None,
+               tuple(o.events_columns.model_dump().items()), o.id_source,
+               str(o.index_table) if o.index_table else None, o.index_id_column, o.index_column,
+               tuple(o.index_concepts), tuple(o.windows), tuple(o.families), findings, _versions(o))
+        misses = _compute.cache_info().misses
+        raw = _compute(key)
+        if _compute.cache_info().misses > misses:  # first computation: tell the person what was found
+            for message in raw.report:
+                warnings.warn(message, TumorboardWarning, stacklevel=3)
+        return raw
+
+    def available_ids(self) -> set[str]:
+        return set(self._raw().ids)
+
+    def input_files(self) -> list[Path]:
+        return self._raw().files
+
+    def fit(self, ids: Sequence[str], y: Target) -> Self:
+        if len(ids) != len(y):
+            raise ComponentError(f"{self.name}: fit() got {len(ids)} ids but {len(y)} target values")
+        raw = self._raw()
+        rows = np.array([raw.row_of[i] for i in ids if i in raw.row_of], dtype=np.int64)
+        if len(rows) == 0:
+            raise DataError(f"{self.name}: none of the {len(ids)} training patients has an index date and a record")
+        train = raw.matrix[rows]
+        seen = np.mean(np.isfinite(train) & (train != 0), axis=0)
+        keep = np.flatnonzero(seen >= self.options.min_frequency)
+        train = train[:, keep]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns give NaN, replaced below
+            low = np.nanquantile(train, self.options.winsor[0], axis=0)
+            high = np.nanquantile(train, self.options.winsor[1], axis=0)
+            clipped = np.clip(train, low, high)
+            fill = np.nanmedian(clipped, axis=0)
+        fill = np.where(np.isfinite(fill), fill, 0.0)
+        filled = np.where(np.isnan(clipped), fill, clipped)
+        sd = filled.std(axis=0)
+        self.columns_ = [raw.columns[j] for j in keep]
+        self.low_, self.high_, self.fill_ = np.nan_to_num(low, nan=-np.inf), np.nan_to_num(high, nan=np.inf), fill
+        self.mean_, self.scale_ = filled.mean(axis=0), np.where(sd > 0, sd, 1.0)
+        gaps = np.isnan(train).any(axis=0) if self.options.missing_indicators else np.zeros(len(keep), bool)
+        self.indicators_ = [c for c, g in zip(self.columns_, gaps, strict=True) if g]
+        return self
+
+    def transform(self, ids: Sequence[str]) -> FeatureBlock:
+        self.check_is_fitted()
+        raw = self._raw()
+        index = {c: j for j, c in enumerate(raw.columns)}
+        missing = [c for c in self.columns_ if c not in index]
+        if missing:
+            raise DataError(f"{self.name}: the data lack features the pipeline was fitted on, e.g. {missing[:3]}")
+        rows = np.array([raw.row_of.get(str(i), -1) for i in ids], dtype=np.int64)
+        present = rows >= 0
+        values = np.full((len(ids), len(self.columns_)), np.nan)
+        values[present] = raw.matrix[rows[present]][:, [index[c] for c in self.columns_]]
+        gaps = np.isnan(values)
+        scaled = (np.where(gaps, self.fill_, np.clip(values, self.low_, self.high_)) - self.mean_) / self.scale_
+        position = {c: j for j, c in enumerate(self.columns_)}
+        indicators = np.stack([gaps[:, position[c]] for c in self.indicators_], axis=1) if self.indicators_ \
+            else np.zeros((len(ids), 0))
+        out = np.concatenate([scaled, indicators], axis=1)
+        out[~present] = np.nan
+        names = tuple(self.columns_) + tuple(f"{c}__missing" for c in self.indicators_)
+        return FeatureBlock(tuple(ids), out, names, present, self.name)
+
+
+def _versions(o) -> tuple:
+    """File versions (mtime, size) of every input, so an edited file is read again."""
+    paths = [p for p in (o.omop_dir, o.events, o.index_table) if p is not None]
+    stamp = []
+    for p in paths:
+        for f in sorted(Path(p).iterdir()) if Path(p).is_dir() else [Path(p)]:
+            s = f.stat()
+            stamp.append((str(f), s.st_mtime_ns, s.st_size))
+    return tuple(stamp)
