@@ -58,7 +58,8 @@ def normalise_units(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     conv = pl.DataFrame([{"concept": c, "unit": u, "to": to, "factor": f} for (c, u), (to, f) in CONVERSIONS.items()],
                         schema={"concept": pl.Int64, "unit": pl.String, "to": pl.String, "factor": pl.Float64})
     m = m.join(canonical, on="concept", how="left").join(conv, on=["concept", "unit"], how="left")
-    ok = pl.col("unit").is_null() | (pl.col("unit") == pl.col("canonical")) | (pl.col("to") == pl.col("canonical"))
+    ok = (pl.col("unit").is_null() | (pl.col("unit") == pl.col("canonical")).fill_null(False)
+          | (pl.col("to") == pl.col("canonical")).fill_null(False))
     unknown = m.filter(~ok & pl.col("value").is_not_null())
     if unknown.height:
         top = unknown.group_by("concept", "unit").len().sort("len", descending=True).head(5)
@@ -136,7 +137,8 @@ def raw_features(
     if long_parts:
         long = pl.concat(long_parts)
         wide = long.pivot(on="feature", index="person", values="value", aggregate_function="first")
-        parts.append(wide)
+        # group_by and pivot order columns by first appearance: sort them so a run is reproducible
+        parts.append(wide.select("person", *sorted(c for c in wide.columns if c != "person")))
     if "notes" in families and notes.height and findings:
         parts.append(note_flags(notes.join(index, on="person").filter(pl.col("day") < pl.col("index_day")), findings))
     out = parts[0]
@@ -153,7 +155,7 @@ def _readable(feature: str, names: dict[int, str]) -> str:
     parts = feature.split(":")
     if len(parts) == 3 and parts[1].lstrip("-").isdigit():
         concept = int(parts[1])
-        return f"{parts[0]}:{names[concept]} [{concept}]:{parts[2]}" if concept in names else feature
+        return f"{parts[0]}:{names[concept]}:{parts[2]}" if concept in names else feature
     return feature
 
 
@@ -167,7 +169,7 @@ def note_flags(notes: pl.DataFrame, findings: dict[str, str]) -> pl.DataFrame:
         mention = pl.col("s").str.contains(pattern)
         cols += [(mention & ~negated).cast(pl.Float64).alias(f"note:{name}:affirmed"),
                  (mention & negated).cast(pl.Float64).alias(f"note:{name}:negated")]
-    return sentences.select("person", *cols).group_by("person").max()
+    return sentences.select("person", *cols).group_by("person").max().sort("person")
 
 
 def index_from_concepts(events: pl.DataFrame, concepts: list[int]) -> pl.DataFrame:

@@ -52,7 +52,9 @@ def _compute(key: tuple) -> _Raw:
         names = {}
         if concept_path is not None:
             table = pl.read_csv(concept_path, infer_schema=False) if concept_path.suffix != ".parquet" else pl.read_parquet(concept_path)
-            names = dict(zip(table["concept_id"].cast(pl.Int64).to_list(), table["concept_name"].cast(pl.String).to_list(), strict=True))
+            # readable and unambiguous: "Hemoglobin [Mass/volume] in Blood [3000963]"
+            names = {c: f"{n} [{c}]" for c, n in zip(table["concept_id"].cast(pl.Int64).to_list(),
+                                                     table["concept_name"].cast(pl.String).to_list(), strict=True)}
     else:
         source = read_long_events(Path(events_path), dict(columns))
         names = source.names
