@@ -146,22 +146,26 @@ def read_long_events(path: Path, columns: dict[str, str]) -> Source:
     """One long table: patient id, time, code, value, unit (column names from the options)."""
     wanted = [columns[k] for k in ("patient_id", "time", "code", "value", "unit") if columns.get(k)]
     raw = scan(path, wanted, "events").collect()
-    typed = raw.with_columns(to_day(columns["time"], path, None).alias("__day"))
-    check_dates(typed, "__day", columns["time"], path)
-    ids = typed[columns["patient_id"]].cast(pl.String)
-    persons = pl.DataFrame({"patient_id": ids.unique(maintain_order=True)}).with_row_index("person")
-    persons = persons.with_columns(pl.col("person").cast(pl.Int64), pl.lit(None, pl.Float64).alias("female"),
-                                   pl.lit(None, pl.Int32).alias("year_of_birth"))
-    code = typed[columns["code"]].cast(pl.String)
-    codes = pl.DataFrame({"code": code.unique(maintain_order=True)}).with_row_index("concept")
-    events = typed.with_columns(ids.alias("__pid"), code.alias("__code")).join(
-        persons.select("patient_id", "person"), left_on="__pid", right_on="patient_id").join(
-        codes, left_on="__code", right_on="code").select(
-        "person", pl.col("__day").alias("day"), pl.lit("measurement").alias("domain"),
-        pl.col("concept").cast(pl.Int64),
-        (pl.col(columns["value"]).cast(pl.Float64, strict=False) if columns.get("value") else pl.lit(None, pl.Float64)).alias("value"),
-        (pl.col(columns["unit"]).cast(pl.String) if columns.get("unit") else pl.lit(None, pl.String)).alias("unit"),
+    time_col = columns["time"]
+    if raw.schema[time_col] in (pl.Date, pl.Datetime):
+        day = raw[time_col].cast(pl.Date).cast(pl.Int32)  # typed dates need no parsing
+    else:
+        typed = raw.select(to_day(time_col, path, None).alias("__day"), pl.col(time_col))
+        check_dates(typed, "__day", time_col, path)
+        day = typed["__day"]
+    # categorical codes number patients and codes without joining millions of strings
+    pid = raw[columns["patient_id"]].cast(pl.String).cast(pl.Categorical)
+    code = raw[columns["code"]].cast(pl.String).cast(pl.Categorical)
+    person_codes, concept_codes = pid.to_physical().cast(pl.Int64), code.to_physical().cast(pl.Int64)
+    distinct = pid.unique()
+    persons = pl.DataFrame({"person": distinct.to_physical().cast(pl.Int64), "patient_id": distinct.cast(pl.String)}).with_columns(
+        pl.lit(None, pl.Float64).alias("female"), pl.lit(None, pl.Int32).alias("year_of_birth"))
+    events = pl.DataFrame({"person": person_codes, "day": day}).with_columns(
+        pl.lit("measurement").alias("domain"), concept_codes.alias("concept"),
+        (raw[columns["value"]].cast(pl.Float64, strict=False) if columns.get("value") else pl.lit(None, pl.Float64)).alias("value"),
+        (raw[columns["unit"]].cast(pl.String) if columns.get("unit") else pl.lit(None, pl.String)).alias("unit"),
         pl.lit(None, pl.String).alias("text"))
     notes = pl.DataFrame(schema={"person": pl.Int64, "day": pl.Int32, "text": pl.String})
-    names = dict(zip(codes["concept"].cast(pl.Int64).to_list(), codes["code"].to_list(), strict=True))
+    distinct = code.unique()
+    names = dict(zip(distinct.to_physical().cast(pl.Int64).to_list(), distinct.cast(pl.String).to_list(), strict=True))
     return Source(events, persons, notes, [path], [], names)

@@ -13,6 +13,9 @@ import re
 import numpy as np
 import polars as pl
 
+from .segments import coded_stats, lab_stats, segment_table
+from .segments import scatter as segment_scatter
+
 # unit conversions to the canonical unit of common labs: (concept, unit) -> factor
 CONVERSIONS = {
     (3016723, "umol/l"): ("mg/dl", 1 / 88.4),  # creatinine
@@ -49,6 +52,12 @@ def normalise_units(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     m = events.filter(pl.col("domain") == "measurement")
     if m.height == 0:
         return events, report
+    pairs = m.select("concept", "unit").unique()
+    known = {(c, u) for c, u in CONVERSIONS}
+    if pairs["concept"].n_unique() == pairs.height and not any(
+            (c, (u or "").lower()) in known for c, u in pairs.iter_rows()):
+        # one unit per lab and nothing to convert: only the plausibility flags below apply
+        return events, report + _flags(m)
     unit = pl.col("unit").str.to_lowercase().str.strip_chars()
     m = m.with_columns(unit.alias("unit"))
     # the canonical unit of a concept: its most frequent unit (a convention of the data, not a label)
@@ -70,6 +79,12 @@ def normalise_units(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
         pl.when(ok).then(pl.col("value") * pl.col("factor").fill_null(1.0)).otherwise(None).alias("value"),
         pl.coalesce("canonical", "unit").alias("unit"),
     ).drop("canonical", "to", "factor")
+    report += _flags(m)
+    return pl.concat([events.filter(pl.col("domain") != "measurement"), m.select(events.columns)]), report
+
+
+def _flags(m: pl.DataFrame) -> list[str]:
+    """Implausible lab values: outside known plausible ranges, or negative."""
     flags = []
     for concept, (low, high) in PLAUSIBLE.items():
         n = m.filter((pl.col("concept") == concept) & ((pl.col("value") < low) | (pl.col("value") > high))).height
@@ -77,9 +92,9 @@ def normalise_units(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
             flags.append(f"concept {concept}: {n}")
     negative = m.filter(pl.col("value") < 0).height
     if flags or negative:
-        report.append("implausible lab values flagged (kept, then winsorised at the training 1st/99th percentiles): "
-                      + ", ".join(flags + ([f"negative values: {negative}"] if negative else [])))
-    return pl.concat([events.filter(pl.col("domain") != "measurement"), m.select(events.columns)]), report
+        return ["implausible lab values flagged (kept, then winsorised at the training 1st/99th percentiles): "
+                + ", ".join(flags + ([f"negative values: {negative}"] if negative else []))]
+    return []
 
 
 def _label(domain: str, concept: int, names: dict[int, str]) -> str:
@@ -89,66 +104,80 @@ def _label(domain: str, concept: int, names: dict[int, str]) -> str:
 def raw_features(
     events: pl.DataFrame, persons: pl.DataFrame, notes: pl.DataFrame, index: pl.DataFrame,
     windows: list[str], families: set[str], findings: dict[str, str], names: dict[int, str],
-) -> pl.DataFrame:
-    """One row per person with an index date; columns are raw (unscaled) features, NaN where unknown."""
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(persons, feature names, matrix): one row per person with an index date, raw values, NaN where unknown."""
     base = index.join(persons, on="person", how="inner")
     # half-open window: an event on the index date is follow-up, not history
     history = (events.join(index, on="person", how="inner")
                .filter(pl.col("day") < pl.col("index_day"))
                .with_columns((pl.col("index_day") - pl.col("day")).alias("delta")))
-    parts = [base.select("person")]
+    persons = base["person"].to_numpy()
+    n = len(persons)
+    rows = pl.DataFrame({"person": persons, "_row": np.arange(n, dtype=np.int64)})
+    history = history.join(rows, on="person")
+    columns: list[str] = []
+    blocks: list[np.ndarray] = []
     if "demographics" in families:
-        parts.append(base.select("person", (pl.col("index_day") / 365.25 + 1970 - pl.col("year_of_birth")).alias("age"),
-                                 pl.col("female").alias("sex_female")))
-    long_parts = []
-    for window in windows:
-        days = window_days(window)
-        w = history if days is None else history.filter(pl.col("delta") <= days)
-        coded = w.filter(pl.col("domain").is_in([d for d in ("condition", "drug", "procedure", "observation") if d in families]))
-        if coded.height:
-            agg = coded.group_by("person", "domain", "concept").agg(pl.len().alias("count"), pl.col("delta").min().alias("days_since_last"))
-            stats = ["count"] + (["days_since_last"] if days is None else [])
-            for stat in stats:
-                long_parts.append(agg.select("person", pl.concat_str([pl.col("domain"), pl.lit(":"), pl.col("concept").cast(pl.String),
-                                                                      pl.lit(f":{stat}@{window}")]).alias("feature"),
-                                             pl.col(stat).cast(pl.Float64).alias("value")))
-        valued = w.filter((pl.col("domain") == "observation") & pl.col("text").is_not_null()) if "observation" in families else w.head(0)
-        if valued.height:
+        demo = base.select((pl.col("index_day") / 365.25 + 1970 - pl.col("year_of_birth")).alias("age"),
+                           pl.col("female").alias("sex_female"))
+        columns += demo.columns
+        blocks.append(demo.cast(pl.Float64).to_numpy())
+
+    def scatter(agg: pl.DataFrame, keys: list[str], stats: list[str], label) -> None:
+        # (patient row, key) aggregates go straight into a matrix: building a long
+        # table of feature-name strings and pivoting it costs far more
+        table = agg.select(keys).unique().sort(keys).with_row_index("_k")
+        joined = agg.join(table, on=keys)
+        r, k = joined["_row"].to_numpy(), joined["_k"].to_numpy()
+        for stat in stats:
+            block = np.full((n, table.height), np.nan)
+            block[r, k] = joined[stat].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            blocks.append(block)
+            columns.extend(label(stat, key) for key in table.drop("_k").iter_rows())
+
+    def add(result: tuple[list[str], list[np.ndarray]]) -> None:
+        columns.extend(result[0])
+        blocks.extend(result[1])
+
+    for domain in [d for d in ("condition", "drug", "procedure", "observation") if d in families]:
+        events_of = history.filter(pl.col("domain") == domain).select("_row", "concept", "delta")
+        if events_of.height == 0:
+            continue
+        seg = segment_table(events_of)
+        for window in windows:
+            days = window_days(window)
+            names_ = ["count"] + (["days_since_last"] if days is None else [])
+            add(segment_scatter(seg, coded_stats(seg, days), n, names_,
+                                lambda stat, c, w=window, d=domain: f"{d}:{c}:{stat}@{w}"))
+    if "observation" in families:
+        valued = history.filter((pl.col("domain") == "observation") & pl.col("text").is_not_null())
+        for window in windows if valued.height else []:
+            days = window_days(window)
+            w = valued if days is None else valued.filter(pl.col("delta") <= days)
             # the last recorded value of a categorical observation (smoking status: never / former / current)
-            last = valued.sort("delta", descending=True).group_by("person", "concept").agg(pl.col("text").last())
-            long_parts.append(last.select("person", pl.concat_str([pl.lit("observation:"), pl.col("concept").cast(pl.String),
-                                                                   pl.lit(f":last={'{'}"), pl.col("text").str.to_lowercase(),
-                                                                   pl.lit(f"{'}'}@{window}")]).alias("feature"),
-                                          pl.lit(1.0).alias("value")))
-        labs = w.filter((pl.col("domain") == "measurement") & pl.col("value").is_not_null()) if "measurements" in families else w.head(0)
+            last = (w.sort(["_row", "concept", "delta"], maintain_order=True).group_by("_row", "concept", maintain_order=True)
+                    .agg(pl.col("text").first().str.to_lowercase()).with_columns(pl.lit(1.0).alias("flag")))
+            scatter(last, ["concept", "text"], ["flag"],
+                    lambda stat, key, w=window: "observation:" + f"{key[0]}:last={{{key[1]}}}@{w}")
+    if "measurements" in families:
+        labs = history.filter((pl.col("domain") == "measurement") & pl.col("value").is_not_null())
         if labs.height:
-            t = -pl.col("delta") / 365.25
-            agg = labs.sort("delta", descending=True).group_by("person", "concept").agg(
-                pl.col("value").last().alias("last"), pl.col("value").mean().alias("mean"),
-                pl.col("value").min().alias("min"), pl.col("value").max().alias("max"), pl.len().cast(pl.Float64).alias("n"),
-                # least-squares slope per year; NaN with fewer than two distinct times
-                ((t * pl.col("value")).mean() - t.mean() * pl.col("value").mean()).alias("_cov"),
-                ((t * t).mean() - t.mean() ** 2).alias("_var"),
-            ).with_columns(pl.when(pl.col("_var") > 1e-12).then(pl.col("_cov") / pl.col("_var")).otherwise(None).alias("slope"))
-            for stat in ("last", "mean", "min", "max", "slope", "n"):
-                long_parts.append(agg.select("person", pl.concat_str([pl.lit("measurement:"), pl.col("concept").cast(pl.String),
-                                                                      pl.lit(f":{stat}@{window}")]).alias("feature"),
-                                             pl.col(stat).alias("value")))
-    if long_parts:
-        long = pl.concat(long_parts)
-        wide = long.pivot(on="feature", index="person", values="value", aggregate_function="first")
-        # group_by and pivot order columns by first appearance: sort them so a run is reproducible
-        parts.append(wide.select("person", *sorted(c for c in wide.columns if c != "person")))
+            seg = segment_table(labs.select("_row", "concept", "delta", "value"))
+            for window in windows:
+                add(segment_scatter(seg, lab_stats(seg, window_days(window)), n,
+                                    ["last", "mean", "min", "max", "slope", "n"],
+                                    lambda stat, c, w=window: f"measurement:{c}:{stat}@{w}"))
     if "notes" in families and notes.height and findings:
-        parts.append(note_flags(notes.join(index, on="person").filter(pl.col("day") < pl.col("index_day")), findings))
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.join(part, on="person", how="left")
+        flags = note_flags(notes.join(index, on="person").filter(pl.col("day") < pl.col("index_day")), findings)
+        aligned = pl.DataFrame({"person": persons}).join(flags, on="person", how="left", maintain_order="left")
+        names_ = [c for c in aligned.columns if c != "person"]
+        columns += names_
+        blocks.append(aligned.select(pl.col(names_).cast(pl.Float64)).to_numpy())
+    matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(persons), 0))
     # a concept never seen before the index date has count 0, not "unknown"
-    counts = [c for c in out.columns if ":count@" in c or ":last={" in c or c.startswith("note:")]
-    out = out.with_columns(pl.col(counts).fill_null(0.0)) if counts else out
-    rename = {c: _readable(c, names) for c in out.columns if c != "person"}
-    return out.rename(rename)
+    zero = [j for j, c in enumerate(columns) if ":count@" in c or ":last={" in c or c.startswith("note:")]
+    matrix[:, zero] = np.nan_to_num(matrix[:, zero], nan=0.0)
+    return persons, [_readable(c, names) for c in columns], matrix
 
 
 def _readable(feature: str, names: dict[int, str]) -> str:
@@ -176,13 +205,3 @@ def index_from_concepts(events: pl.DataFrame, concepts: list[int]) -> pl.DataFra
     """Each person's first day with any of ``concepts``."""
     return (events.filter(pl.col("concept").is_in(concepts)).group_by("person")
             .agg(pl.col("day").min().alias("index_day")))
-
-
-def to_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
-    present = [c for c in columns if c in frame.columns]
-    out = np.full((frame.height, len(columns)), np.nan)
-    if present:
-        block = frame.select(pl.col(present).cast(pl.Float64)).to_numpy()
-        index = {c: j for j, c in enumerate(columns)}
-        out[:, [index[c] for c in present]] = block
-    return out

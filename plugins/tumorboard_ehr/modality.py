@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tumorboard.api import ComponentError, DataError, FeatureBlock, InputPath, Modality, Target, TumorboardWarning
 
 from .events import find_table, read_long_events, read_omop
-from .features import DEFAULT_FINDINGS, index_from_concepts, normalise_units, raw_features, to_matrix, window_days
+from .features import DEFAULT_FINDINGS, index_from_concepts, normalise_units, raw_features, window_days
 
 FAMILIES = ("demographics", "condition", "drug", "procedure", "observation", "measurements", "notes")
 
@@ -34,12 +34,11 @@ class EventColumns(BaseModel):
 class _Raw:
     """Raw features of every patient with an index date, computed once per input version."""
 
-    def __init__(self, frame: pl.DataFrame, files: list[Path], report: list[str], all_ids: set[str]):
-        self.ids = frame["patient_id"].to_list()
-        self.row_of = {pid: i for i, pid in enumerate(self.ids)}
-        self.columns = [c for c in frame.columns if c not in ("patient_id", "person")]
-        self.matrix = to_matrix(frame, self.columns)
-        self.files, self.report, self.all_ids = files, report, all_ids
+    def __init__(self, ids: list[str], columns: list[str], matrix: np.ndarray, files: list[Path], report: list[str]):
+        self.ids = ids
+        self.row_of = {pid: i for i, pid in enumerate(ids)}
+        self.columns, self.matrix = columns, matrix
+        self.files, self.report = files, report
 
 
 @functools.lru_cache(maxsize=8)
@@ -74,9 +73,10 @@ def _compute(key: tuple) -> _Raw:
                  .join(source.persons.select("patient_id", "person"), on="patient_id").select("person", "index_day"))
     else:
         index = index_from_concepts(events, list(index_concepts)).with_columns(pl.col("index_day").cast(pl.Int32))
-    frame = raw_features(events, source.persons, source.notes, index, list(windows), set(families), dict(findings), names)
-    frame = frame.join(source.persons.select("person", "patient_id"), on="person").drop("person")
-    return _Raw(frame, source.files, report, set(source.persons["patient_id"].to_list()))
+    persons, columns, matrix = raw_features(events, source.persons, source.notes, index, list(windows), set(families),
+                                            dict(findings), names)
+    patient_of = dict(zip(source.persons["person"].to_list(), source.persons["patient_id"].to_list(), strict=True))
+    return _Raw([patient_of[int(p)] for p in persons], columns, matrix, source.files, report)
 
 
 class EhrPolars(Modality):
