@@ -13,12 +13,23 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn import metrics as skm
 
 from .data import Target
 
 MetricFn = Callable[[Target, np.ndarray], float]
+
+
+class _LazySklearnMetrics:
+    """sklearn.metrics, imported on first use: importing scikit-learn costs about a second,
+    and every command (``tumorboard plugins`` too) imports this module through the API."""
+
+    def __getattr__(self, name: str):
+        from sklearn import metrics
+
+        return getattr(metrics, name)
+
+
+skm = _LazySklearnMetrics()
 
 
 def _labels(p: np.ndarray) -> np.ndarray:
@@ -73,6 +84,8 @@ def auroc(y: np.ndarray, p: np.ndarray) -> float:
     n0 = len(y) - n1
     if n1 == 0 or n0 == 0:
         return float("nan")
+    from scipy.stats import rankdata
+
     ranks = rankdata(p)
     return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
