@@ -204,8 +204,10 @@ def test_long_events_table(tmp_path):
     assert "measurement:glucose:n@all" in col and "measurement:creatinine:n@all" not in col  # day 9 is after the index
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "omop-synthea27nj").is_dir(),
-                    reason="shared/data/omop-synthea27nj is absent (real OMOP tables written by Synthea)")
+NO_SYNTHEA = "shared/data/omop-synthea27nj is absent (real OMOP tables written by Synthea)"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "omop-synthea27nj").is_dir(), reason=NO_SYNTHEA)
 def test_synthea_counts_match_the_raw_tables(tmp_path):
     folder = SHARED_DATA / "omop-synthea27nj" / "csv"
     index = dt.date(2020, 1, 1)

@@ -7,7 +7,6 @@ value (Float64), unit (String), text (String; observation values).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,11 +52,10 @@ def scan(path: Path, columns: list[str], table: str) -> pl.LazyFrame:
     return frame.select([pl.col(lower[c]).alias(c) for c in columns])
 
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
-def to_day(column: str, path: Path, frame: pl.LazyFrame) -> pl.Expr:
-    """A date (or datetime) column as days since 1970; a bad value is an error showing it."""
+def to_day(column: str) -> pl.Expr:
+    """A date or datetime column (text or typed) as days since 1970; unparseable values become null."""
     return pl.col(column).cast(pl.String).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).cast(pl.Int32)
 
 
@@ -111,7 +109,7 @@ def read_omop(folder: Path, id_source: str) -> Source:
         if raw.height == 0:
             report.append(f"{path.name}: empty table, no {domain} features")
             continue
-        typed = raw.with_columns(to_day(date_col, path, None).alias("__day"))
+        typed = raw.with_columns(to_day(date_col).alias("__day"))
         check_dates(typed, "__day", date_col, path)
         parts.append(typed.select(
             pl.col("person_id").cast(pl.Int64).alias("person"),
@@ -129,7 +127,7 @@ def read_omop(folder: Path, id_source: str) -> Source:
         files.append(note_path)
         raw = scan(note_path, list(NOTE_COLUMNS), "note").collect()
         if raw.height:
-            typed = raw.with_columns(to_day("note_date", note_path, None).alias("__day"))
+            typed = raw.with_columns(to_day("note_date").alias("__day"))
             check_dates(typed, "__day", "note_date", note_path)
             notes = typed.select(pl.col("person_id").cast(pl.Int64).alias("person"), pl.col("__day").alias("day"),
                                  pl.col("note_text").cast(pl.String).alias("text"))
@@ -150,7 +148,7 @@ def read_long_events(path: Path, columns: dict[str, str]) -> Source:
     if raw.schema[time_col] in (pl.Date, pl.Datetime):
         day = raw[time_col].cast(pl.Date).cast(pl.Int32)  # typed dates need no parsing
     else:
-        typed = raw.select(to_day(time_col, path, None).alias("__day"), pl.col(time_col))
+        typed = raw.select(to_day(time_col).alias("__day"), pl.col(time_col))
         check_dates(typed, "__day", time_col, path)
         day = typed["__day"]
     # categorical codes number patients and codes without joining millions of strings

@@ -8,15 +8,27 @@ from __future__ import annotations
 import numpy as np
 
 
-def qini_curve(y: np.ndarray, treated: np.ndarray, score: np.ndarray, points: int = 21) -> dict[str, list]:
-    """Radcliffe's Qini curve: incremental responders when treating the top fraction by ``score``."""
+def _cumulative(y: np.ndarray, treated: np.ndarray, score: np.ndarray):
+    """Patients ranked by ``score`` (best first): running counts of treated, controls and their responders."""
     order = np.argsort(-score, kind="mergesort")
     y, t = y[order].astype(float), treated[order].astype(bool)
-    n_t, n_c = np.cumsum(t), np.cumsum(~t)
-    y_t, y_c = np.cumsum(y * t), np.cumsum(y * ~t)
+    return np.cumsum(t), np.cumsum(~t), np.cumsum(y * t), np.cumsum(y * ~t)
+
+
+def _qini(n_t, n_c, y_t, y_c) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        qini = np.where(n_c > 0, y_t - y_c * n_t / n_c, y_t)
-        uplift = np.where((n_t > 0) & (n_c > 0), y_t / n_t - y_c / n_c, 0.0)
+        return np.where(n_c > 0, y_t - y_c * n_t / n_c, y_t)
+
+
+def _uplift(n_t, n_c, y_t, y_c) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n_t > 0) & (n_c > 0), y_t / n_t - y_c / n_c, 0.0)
+
+
+def qini_curve(y: np.ndarray, treated: np.ndarray, score: np.ndarray, points: int = 21) -> dict[str, list]:
+    """Radcliffe's Qini curve: incremental responders when treating the top fraction by ``score``."""
+    counts = _cumulative(y, treated, score)
+    qini, uplift = _qini(*counts), _uplift(*counts)
     idx = np.unique(np.linspace(0, len(y) - 1, points).astype(int))
     return {"fraction": ((idx + 1) / len(y)).round(4).tolist(), "qini": qini[idx].round(4).tolist(),
             "uplift": uplift[idx].round(5).tolist()}
@@ -24,27 +36,20 @@ def qini_curve(y: np.ndarray, treated: np.ndarray, score: np.ndarray, points: in
 
 def qini_coefficient(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> float:
     """Mean gap between the Qini curve and the random-targeting line, per patient (0 = no better than random)."""
-    order = np.argsort(-score, kind="mergesort")
-    y, t = y[order].astype(float), treated[order].astype(bool)
-    n_t, n_c = np.cumsum(t), np.cumsum(~t)
-    if n_t[-1] == 0 or n_c[-1] == 0:
+    counts = _cumulative(y, treated, score)
+    if counts[0][-1] == 0 or counts[1][-1] == 0:
         return float("nan")
-    y_t, y_c = np.cumsum(y * t), np.cumsum(y * ~t)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        qini = np.where(n_c > 0, y_t - y_c * n_t / n_c, y_t)
+    qini = _qini(*counts)
     random = qini[-1] * np.arange(1, len(y) + 1) / len(y)
     return float(np.mean(qini - random) / len(y))
 
 
 def auuc(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> float:
     """Area between the cumulative-gain curve (uplift in the top fraction x fraction) and random."""
-    order = np.argsort(-score, kind="mergesort")
-    y, t = y[order].astype(float), treated[order].astype(bool)
-    n_t, n_c = np.cumsum(t), np.cumsum(~t)
-    if n_t[-1] == 0 or n_c[-1] == 0:
+    counts = _cumulative(y, treated, score)
+    if counts[0][-1] == 0 or counts[1][-1] == 0:
         return float("nan")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        uplift = np.where((n_t > 0) & (n_c > 0), np.cumsum(y * t) / n_t - np.cumsum(y * ~t) / n_c, 0.0)
+    uplift = _uplift(*counts)
     fraction = np.arange(1, len(y) + 1) / len(y)
     return float(np.mean(uplift * fraction - uplift[-1] * fraction))
 
