@@ -13,7 +13,7 @@ import re
 import numpy as np
 import polars as pl
 
-from .segments import coded_stats, lab_stats, segment_table
+from .segments import coded_stats, dense_lab_blocks, lab_stats, segment_table
 from .segments import scatter as segment_scatter
 
 # unit conversions to the canonical unit of common labs: (concept, unit) -> factor
@@ -97,6 +97,27 @@ def _flags(m: pl.DataFrame) -> list[str]:
     return []
 
 
+def _history(events: pl.DataFrame, base: pl.DataFrame) -> pl.DataFrame:
+    """Events strictly before each patient's index date, with their patient row and days before the index."""
+    person = base["person"].to_numpy()
+    top = int(person.max()) + 1 if len(person) else 1
+    if top <= 50_000_000 and events["person"].min() is not None and events["person"].min() >= 0:
+        # persons are small integers: look rows and index dates up in arrays, no join of millions of rows
+        row_of = np.full(max(top, int(events["person"].max()) + 1), -1, dtype=np.int64)
+        row_of[person] = np.arange(len(person))
+        index_day = base["index_day"].to_numpy().astype(np.int64)
+        row = row_of[events["person"].to_numpy()]
+        known = row >= 0
+        delta = np.where(known, index_day[np.where(known, row, 0)] - events["day"].to_numpy(), -1)
+        keep = known & (delta > 0)  # half-open window: an event on the index date is follow-up, not history
+        return events.filter(pl.Series(keep)).with_columns(pl.Series("_row", row[keep]), pl.Series("delta", delta[keep]))
+    rows = base.select("person", "index_day").with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    return (events.join(rows, on="person", how="inner")
+            # half-open window: an event on the index date is follow-up, not history
+            .filter(pl.col("day") < pl.col("index_day"))
+            .with_columns((pl.col("index_day") - pl.col("day")).cast(pl.Int64).alias("delta")))
+
+
 def _label(domain: str, concept: int, names: dict[int, str]) -> str:
     return f"{domain}:{names.get(concept, concept)}"
 
@@ -107,14 +128,9 @@ def raw_features(
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(persons, feature names, matrix): one row per person with an index date, raw values, NaN where unknown."""
     base = index.join(persons, on="person", how="inner")
-    # half-open window: an event on the index date is follow-up, not history
-    history = (events.join(index, on="person", how="inner")
-               .filter(pl.col("day") < pl.col("index_day"))
-               .with_columns((pl.col("index_day") - pl.col("day")).alias("delta")))
+    history = _history(events, base)
     persons = base["person"].to_numpy()
     n = len(persons)
-    rows = pl.DataFrame({"person": persons, "_row": np.arange(n, dtype=np.int64)})
-    history = history.join(rows, on="person")
     columns: list[str] = []
     blocks: list[np.ndarray] = []
     if "demographics" in families:
@@ -162,8 +178,12 @@ def raw_features(
     if "measurements" in families:
         labs = history.filter((pl.col("domain") == "measurement") & pl.col("value").is_not_null())
         if labs.height:
-            seg = segment_table(labs.select("_row", "concept", "delta", "value"))
-            for window in windows:
+            dense = dense_lab_blocks(labs.select("_row", "concept", "delta", "value"), n,
+                                     [(w, window_days(w)) for w in windows])
+            if dense is not None:
+                add(dense)
+            seg = None if dense is not None else segment_table(labs.select("_row", "concept", "delta", "value"))
+            for window in windows if seg is not None else []:
                 add(segment_scatter(seg, lab_stats(seg, window_days(window)), n,
                                     ["last", "mean", "min", "max", "slope", "n"],
                                     lambda stat, c, w=window: f"measurement:{c}:{stat}@{w}"))

@@ -103,3 +103,58 @@ def scatter(seg: dict[str, np.ndarray], stats: dict[str, np.ndarray], n_rows: in
         blocks.append(block)
         columns += [label(stat, int(c)) for c in concepts]
     return columns, blocks
+
+
+DENSE_LIMIT = 20_000_000  # patients x concepts cells per statistic for the dense path
+
+
+def dense_lab_blocks(frame: pl.DataFrame, n_rows: int, windows: list[tuple[str, int | None]]) -> tuple[list[str], list[np.ndarray]] | None:
+    """Lab statistics by direct binning on (patient row, concept) cells, without sorting.
+
+    Counts and sums are ``np.bincount`` over a cell key; min, max and the most
+    recent value are unbuffered ``ufunc.at`` reductions. Returns None when the
+    cell grid would be too large (many concepts), so the caller uses segments.
+    """
+    raw_concept = frame["concept"].to_numpy()
+    concepts = np.unique(raw_concept)
+    k = len(concepts)
+    if n_rows * k > DENSE_LIMIT or frame.height >= 1 << 40:
+        return None
+    cells = n_rows * k
+    dense = np.searchsorted(concepts, raw_concept) if k and concepts[-1] >= k else raw_concept
+    key = frame["_row"].to_numpy() * k + dense
+    delta = frame["delta"].to_numpy().astype(np.int64)
+    v = frame["value"].to_numpy()
+    t = -delta / 365.25
+    tt_all, tv_all = t * t, t * v  # the same in every window: compute once
+    # the most recent value; among same-day values the first in file order
+    bits = max(int(len(v)).bit_length(), 1)
+    best = np.full(cells, np.iinfo(np.int64).max)
+    np.minimum.at(best, key, (delta << bits) | np.arange(len(v)))
+    seen = best != np.iinfo(np.int64).max
+    last_all = np.full(cells, np.nan)
+    last_all[seen] = v[best[seen] & ((1 << bits) - 1)]
+    columns, blocks = [], []
+    for window, days in windows:
+        if days is None:
+            kk, vv, t1, t2, tv = key, v, t, tt_all, tv_all
+        else:
+            inside = np.flatnonzero(delta <= days)
+            kk, vv, t1, t2, tv = key[inside], v[inside], t[inside], tt_all[inside], tv_all[inside]
+        n = np.bincount(kk, minlength=cells).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.bincount(kk, vv, cells) / n
+            tmean = np.bincount(kk, t1, cells) / n
+            var = np.bincount(kk, t2, cells) / n - tmean**2
+            slope = np.where(var > 1e-12, (np.bincount(kk, tv, cells) / n - tmean * mean) / var, np.nan)
+        lo = np.full(cells, np.inf)
+        hi = np.full(cells, -np.inf)
+        np.minimum.at(lo, kk, vv)
+        np.maximum.at(hi, kk, vv)
+        empty = n == 0
+        stats = {"last": np.where(empty, np.nan, last_all), "mean": mean, "min": np.where(empty, np.nan, lo),
+                 "max": np.where(empty, np.nan, hi), "slope": slope, "n": np.where(empty, np.nan, n)}
+        for stat in ("last", "mean", "min", "max", "slope", "n"):
+            blocks.append(stats[stat].reshape(n_rows, k))
+            columns += [f"measurement:{int(c)}:{stat}@{window}" for c in concepts]
+    return columns, blocks
