@@ -229,3 +229,36 @@ def test_synthea_counts_match_the_raw_tables(tmp_path):
                      if r["person_id"] == "1" and r["measurement_concept_id"] == "3025315" and r["measurement_date"] < str(index))
     column = next(c for c in raw.columns if "[3025315]:last@all" in c)
     assert raw.matrix[raw.row_of["1"], raw.columns.index(column)] == pytest.approx(weights[-1][1])
+
+
+def test_tfidf_vocabulary_comes_from_training_patients_only(tmp_path):
+    ids = sorted(ehr().available_ids())
+    train, test = ids[:60], ids[60:]
+    m = ehr(tfidf_terms=30, tfidf_min_patients=3).fit(train, target(60))
+    assert 0 < len(m.tfidf_terms_) <= 30 and "adenocarcinoma" in m.tfidf_terms_
+    assert not any(t in m.tfidf_terms_ for t in ("progressive", "interval"))  # post-index restaging words
+    block = m.transform(test)
+    cols = [j for j, n in enumerate(block.feature_names) if n.startswith("note_tfidf:")]
+    assert len(cols) == len(m.tfidf_terms_) and (block.values[:, cols] >= 0).all()
+    # the fitted vocabulary and IDF do not change when the test patients' notes are different
+    folder = copy_omop(tmp_path)
+    person = pl.read_csv(folder / "omop" / "person.csv")
+    test_persons = person.filter(pl.col("person_source_value").is_in(test))["person_id"].to_list()
+    notes = pl.read_csv(folder / "omop" / "note.csv", infer_schema=False)
+    notes.with_columns(pl.when(pl.col("person_id").cast(pl.Int64).is_in(test_persons))
+                       .then(pl.lit("zebra zebra quokka")).otherwise(pl.col("note_text")).alias("note_text")) \
+        .write_csv(folder / "omop" / "note.csv")
+    again = ehr(folder, tfidf_terms=30, tfidf_min_patients=3).fit(train, target(60))
+    assert again.tfidf_terms_ == m.tfidf_terms_ and np.allclose(again.tfidf_idf_, m.tfidf_idf_)
+
+
+def test_date_shift_keeps_intervals_and_moves_only_age():
+    ids = sorted(ehr().available_ids())
+    plain = ehr(min_frequency=0)._raw()
+    shifted = ehr(min_frequency=0, date_shift_days=365)._raw()
+    assert plain.columns == shifted.columns
+    age = plain.columns.index("age")
+    others = [j for j in range(len(plain.columns)) if j != age]
+    a, b = plain.matrix[[plain.row_of[i] for i in ids]], shifted.matrix[[shifted.row_of[i] for i in ids]]
+    assert np.array_equal(a[:, others], b[:, others], equal_nan=True)
+    assert 0 < np.abs(a[:, age] - b[:, age]).max() <= 1.01

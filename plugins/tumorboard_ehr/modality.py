@@ -34,17 +34,19 @@ class EventColumns(BaseModel):
 class _Raw:
     """Raw features of every patient with an index date, computed once per input version."""
 
-    def __init__(self, ids: list[str], columns: list[str], matrix: np.ndarray, files: list[Path], report: list[str]):
+    def __init__(self, ids: list[str], columns: list[str], matrix: np.ndarray, files: list[Path], report: list[str],
+                 texts: list[str]):
         self.ids = ids
         self.row_of = {pid: i for i, pid in enumerate(ids)}
         self.columns, self.matrix = columns, matrix
         self.files, self.report = files, report
+        self.texts = texts  # each patient's notes before the index date, for TF-IDF
 
 
 @functools.lru_cache(maxsize=8)
 def _compute(key: tuple) -> _Raw:
     (omop_dir, events_path, columns, id_source, index_table, index_id, index_column, index_concepts,
-     windows, families, findings, _file_versions) = key
+     windows, families, findings, shift_days, seed, _file_versions) = key
     if omop_dir is not None:
         source = read_omop(Path(omop_dir), id_source)
         concept_path = find_table(Path(omop_dir), "concept")
@@ -73,10 +75,30 @@ def _compute(key: tuple) -> _Raw:
                  .join(source.persons.select("patient_id", "person"), on="patient_id").select("person", "index_day"))
     else:
         index = index_from_concepts(events, list(index_concepts)).with_columns(pl.col("index_day").cast(pl.Int32))
-    persons, columns, matrix = raw_features(events, source.persons, source.notes, index, list(windows), set(families),
+    notes = source.notes
+    if shift_days:
+        # one random shift per patient, applied to every date of theirs: intervals (and so every
+        # feature but age at index) are unchanged, while no real calendar date is kept
+        persons_ = source.persons["person"].to_numpy()
+        rng = np.random.default_rng([seed, 7_777])
+        shift = pl.DataFrame({"person": persons_, "_shift": rng.integers(-shift_days, shift_days + 1, len(persons_)).astype(np.int32)})
+        events = events.join(shift, on="person", how="left").with_columns((pl.col("day") + pl.col("_shift").fill_null(0)).alias("day")).drop("_shift")
+        notes = notes.join(shift, on="person", how="left").with_columns((pl.col("day") + pl.col("_shift").fill_null(0)).alias("day")).drop("_shift")
+        index = index.join(shift, on="person", how="left").with_columns(
+            (pl.col("index_day") + pl.col("_shift").fill_null(0)).alias("index_day")).drop("_shift")
+    persons, columns, matrix = raw_features(events, source.persons, notes, index, list(windows), set(families),
                                             dict(findings), names)
     patient_of = dict(zip(source.persons["person"].to_list(), source.persons["patient_id"].to_list(), strict=True))
-    return _Raw([patient_of[int(p)] for p in persons], columns, matrix, source.files, report)
+    texts = [""] * len(persons)
+    if notes.height:
+        joined = (notes.join(index, on="person").filter(pl.col("day") < pl.col("index_day"))
+                  .sort("person", "day", maintain_order=True).group_by("person", maintain_order=True)
+                  .agg(pl.col("text").str.join(" ")))
+        row = {int(p): i for i, p in enumerate(persons)}
+        for person, text in joined.iter_rows():
+            if person in row:
+                texts[row[person]] = text
+    return _Raw([patient_of[int(p)] for p in persons], columns, matrix, source.files, report, texts)
 
 
 class EhrPolars(Modality):
@@ -111,6 +133,12 @@ class EhrPolars(Modality):
         min_frequency: float = Field(0.05, ge=0, lt=1, description="Share of training patients a feature needs.")
         winsor: tuple[float, float] = Field((0.01, 0.99), description="Training quantiles values are clipped to.")
         missing_indicators: bool = Field(True, description="Add FEATURE__missing where training values have gaps.")
+        date_shift_days: int = Field(0, ge=0, description="Shift all of each patient's dates by one random number of "
+                                                           "days in [-N, N] before use (intervals kept).")
+        tfidf_terms: int = Field(0, ge=0, description="TF-IDF features from notes before the index date (0: off); "
+                                                       "vocabulary and IDF learned on training patients.")
+        tfidf_min_patients: int = Field(5, ge=1, description="A term must appear in this many training patients' notes "
+                                                             "(rare words can identify people).")
 
         @model_validator(mode="after")
         def _one_source(self):
@@ -130,7 +158,8 @@ class EhrPolars(Modality):
         key = (str(o.omop_dir) if o.omop_dir else None, str(o.events) if o.events else None,
                tuple(o.events_columns.model_dump().items()), o.id_source,
                str(o.index_table) if o.index_table else None, o.index_id_column, o.index_column,
-               tuple(o.index_concepts), tuple(o.windows), tuple(o.families), findings, _versions(o))
+               tuple(o.index_concepts), tuple(o.windows), tuple(o.families), findings, o.date_shift_days, self.seed,
+               _versions(o))
         misses = _compute.cache_info().misses
         raw = _compute(key)
         if _compute.cache_info().misses > misses:  # first computation: tell the person what was found
@@ -169,7 +198,30 @@ class EhrPolars(Modality):
         self.mean_, self.scale_ = filled.mean(axis=0), np.where(sd > 0, sd, 1.0)
         gaps = np.isnan(train).any(axis=0) if self.options.missing_indicators else np.zeros(len(keep), bool)
         self.indicators_ = [c for c, g in zip(self.columns_, gaps, strict=True) if g]
+        self.tfidf_terms_, self.tfidf_idf_ = [], np.zeros(0)
+        if self.options.tfidf_terms:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            texts = [raw.texts[r] for r in rows]
+            vectorizer = TfidfVectorizer(max_features=self.options.tfidf_terms, min_df=self.options.tfidf_min_patients,
+                                         stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+            try:
+                vectorizer.fit(texts)
+            except ValueError:  # no term frequent enough among training patients
+                return self
+            self.tfidf_terms_ = list(vectorizer.get_feature_names_out())
+            self.tfidf_idf_ = vectorizer.idf_
         return self
+
+    def _tfidf(self, texts: list[str]) -> np.ndarray:
+        if not self.tfidf_terms_:
+            return np.zeros((len(texts), 0))
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizer = TfidfVectorizer(vocabulary=self.tfidf_terms_, stop_words="english",
+                                     token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b")
+        vectorizer.idf_ = self.tfidf_idf_  # learned on training patients, never refitted here
+        return vectorizer.transform(texts).toarray()
 
     def transform(self, ids: Sequence[str]) -> FeatureBlock:
         self.check_is_fitted()
@@ -187,9 +239,11 @@ class EhrPolars(Modality):
         position = {c: j for j, c in enumerate(self.columns_)}
         indicators = np.stack([gaps[:, position[c]] for c in self.indicators_], axis=1) if self.indicators_ \
             else np.zeros((len(ids), 0))
-        out = np.concatenate([scaled, indicators], axis=1)
+        texts = [raw.texts[r] if r >= 0 else "" for r in rows]
+        out = np.concatenate([scaled, indicators, self._tfidf(texts)], axis=1)
         out[~present] = np.nan
-        names = tuple(self.columns_) + tuple(f"{c}__missing" for c in self.indicators_)
+        names = (tuple(self.columns_) + tuple(f"{c}__missing" for c in self.indicators_)
+                 + tuple(f"note_tfidf:{t}" for t in self.tfidf_terms_))
         return FeatureBlock(tuple(ids), out, names, present, self.name)
 
 
