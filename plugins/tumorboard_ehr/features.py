@@ -52,6 +52,9 @@ def normalise_units(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     m = events.filter(pl.col("domain") == "measurement")
     if m.height == 0:
         return events, report
+    if m["unit"].n_unique() <= 1:
+        # a single unit string (or none) everywhere: nothing to convert or to reject
+        return events, report + _flags(m)
     pairs = m.select("concept", "unit").unique()
     known = {(c, u) for c, u in CONVERSIONS}
     if pairs["concept"].n_unique() == pairs.height and not any(

@@ -116,21 +116,34 @@ def dense_lab_blocks(frame: pl.DataFrame, n_rows: int, windows: list[tuple[str, 
     cell grid would be too large (many concepts), so the caller uses segments.
     """
     raw_concept = frame["concept"].to_numpy()
-    concepts = np.unique(raw_concept)
+    if len(raw_concept) == 0 or raw_concept.min() < 0:
+        return None
+    top = int(raw_concept.max()) + 1
+    if top <= 1 << 24:
+        # codes as lookup-table indices: cheaper than sorting for unique values and positions
+        present = np.bincount(raw_concept, minlength=top) > 0
+        concepts = np.flatnonzero(present)
+        lut = np.cumsum(present) - 1
+    else:
+        concepts = np.unique(raw_concept)
+        lut = None
     k = len(concepts)
     if n_rows * k > DENSE_LIMIT or frame.height >= 1 << 40:
         return None
     cells = n_rows * k
-    dense = np.searchsorted(concepts, raw_concept) if k and concepts[-1] >= k else raw_concept
+    dense = lut[raw_concept] if lut is not None else np.searchsorted(concepts, raw_concept)
     key = frame["_row"].to_numpy() * k + dense
-    delta = frame["delta"].to_numpy().astype(np.int64)
+    delta = frame["delta"].to_numpy().astype(np.int64, copy=False)
     v = frame["value"].to_numpy()
-    t = -delta / 365.25
+    t = delta * (-1 / 365.25)
     tt_all, tv_all = t * t, t * v  # the same in every window: compute once
     # the most recent value; among same-day values the first in file order
     bits = max(int(len(v)).bit_length(), 1)
     best = np.full(cells, np.iinfo(np.int64).max)
-    np.minimum.at(best, key, (delta << bits) | np.arange(len(v)))
+    position = delta << bits
+    position |= np.arange(len(v))
+    np.minimum.at(best, key, position)
+    del position
     seen = best != np.iinfo(np.int64).max
     last_all = np.full(cells, np.nan)
     last_all[seen] = v[best[seen] & ((1 << bits) - 1)]
