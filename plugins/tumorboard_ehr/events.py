@@ -141,29 +141,39 @@ EVENT_SCHEMA = {"person": pl.Int64, "day": pl.Int32, "domain": pl.Categorical, "
 
 
 def read_long_events(path: Path, columns: dict[str, str]) -> Source:
-    """One long table: patient id, time, code, value, unit (column names from the options)."""
+    """One long table: patient id, time, code, value, unit (column names from the options).
+
+    One lazy query reads, types and codes the table (polars runs its parts in
+    parallel); categorical codes number patients and codes without joining
+    millions of strings.
+    """
     wanted = [columns[k] for k in ("patient_id", "time", "code", "value", "unit") if columns.get(k)]
-    raw = scan(path, wanted, "events").collect()
+    lf = scan(path, wanted, "events")
     time_col = columns["time"]
-    if raw.schema[time_col] in (pl.Date, pl.Datetime):
-        day = raw[time_col].cast(pl.Date).cast(pl.Int32)  # typed dates need no parsing
-    else:
-        typed = raw.select(to_day(time_col).alias("__day"), pl.col(time_col))
-        check_dates(typed, "__day", time_col, path)
-        day = typed["__day"]
-    # categorical codes number patients and codes without joining millions of strings
-    pid = raw[columns["patient_id"]].cast(pl.String).cast(pl.Categorical)
-    code = raw[columns["code"]].cast(pl.String).cast(pl.Categorical)
-    person_codes, concept_codes = pid.to_physical().cast(pl.Int64), code.to_physical().cast(pl.Int64)
-    distinct = pid.unique()
-    persons = pl.DataFrame({"person": distinct.to_physical().cast(pl.Int64), "patient_id": distinct.cast(pl.String)}).with_columns(
+    typed = lf.collect_schema()[time_col] in (pl.Date, pl.Datetime)
+    day = pl.col(time_col).cast(pl.Date).cast(pl.Int32) if typed else to_day(time_col)  # typed dates need no parsing
+
+    def coded(name: str) -> pl.Expr:
+        return pl.col(name).cast(pl.String).cast(pl.Categorical)
+
+    main = lf.select(
+        coded(columns["patient_id"]).to_physical().cast(pl.Int64).alias("person"),
+        day.alias("day"),
+        pl.lit("measurement", dtype=pl.Categorical).alias("domain"),
+        coded(columns["code"]).to_physical().cast(pl.Int64).alias("concept"),
+        (pl.col(columns["value"]).cast(pl.Float64, strict=False) if columns.get("value") else pl.lit(None, pl.Float64)).alias("value"),
+        (pl.col(columns["unit"]).cast(pl.String) if columns.get("unit") else pl.lit(None, pl.String)).alias("unit"),
+        pl.lit(None, pl.String).alias("text"),
+        *([] if typed else [pl.col(time_col)]),
+    )
+    ids = lf.select(coded(columns["patient_id"]).unique().alias("c"))
+    codes = lf.select(coded(columns["code"]).unique().alias("c"))
+    events, ids, codes = pl.collect_all([main, ids, codes])
+    if not typed:
+        check_dates(events, "day", time_col, path)
+        events = events.drop(time_col)
+    persons = pl.DataFrame({"person": ids["c"].to_physical().cast(pl.Int64), "patient_id": ids["c"].cast(pl.String)}).with_columns(
         pl.lit(None, pl.Float64).alias("female"), pl.lit(None, pl.Int32).alias("year_of_birth"))
-    events = pl.DataFrame({"person": person_codes, "day": day}).with_columns(
-        pl.lit("measurement", dtype=pl.Categorical).alias("domain"), concept_codes.alias("concept"),
-        (raw[columns["value"]].cast(pl.Float64, strict=False) if columns.get("value") else pl.lit(None, pl.Float64)).alias("value"),
-        (raw[columns["unit"]].cast(pl.String) if columns.get("unit") else pl.lit(None, pl.String)).alias("unit"),
-        pl.lit(None, pl.String).alias("text"))
     notes = pl.DataFrame(schema={"person": pl.Int64, "day": pl.Int32, "text": pl.String})
-    distinct = code.unique()
-    names = dict(zip(distinct.to_physical().cast(pl.Int64).to_list(), distinct.cast(pl.String).to_list(), strict=True))
+    names = dict(zip(codes["c"].to_physical().cast(pl.Int64).to_list(), codes["c"].cast(pl.String).to_list(), strict=True))
     return Source(events, persons, notes, [path], [], names)
