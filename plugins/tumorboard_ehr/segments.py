@@ -10,6 +10,9 @@ no pivot.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import polars as pl
 
@@ -137,18 +140,19 @@ def dense_lab_blocks(frame: pl.DataFrame, n_rows: int, windows: list[tuple[str, 
     v = frame["value"].to_numpy()
     t = delta * (-1 / 365.25)
     tt_all, tv_all = t * t, t * v  # the same in every window: compute once
-    # the most recent value; among same-day values the first in file order
-    bits = max(int(len(v)).bit_length(), 1)
-    best = np.full(cells, np.iinfo(np.int64).max)
-    position = delta << bits
-    position |= np.arange(len(v))
-    np.minimum.at(best, key, position)
-    del position
-    seen = best != np.iinfo(np.int64).max
-    last_all = np.full(cells, np.nan)
-    last_all[seen] = v[best[seen] & ((1 << bits) - 1)]
-    columns, blocks = [], []
-    for window, days in windows:
+    def most_recent() -> np.ndarray:
+        # the most recent value; among same-day values the first in file order
+        bits = max(int(len(v)).bit_length(), 1)
+        best = np.full(cells, np.iinfo(np.int64).max)
+        position = delta << bits
+        position |= np.arange(len(v))
+        np.minimum.at(best, key, position)
+        seen = best != np.iinfo(np.int64).max
+        last = np.full(cells, np.nan)
+        last[seen] = v[best[seen] & ((1 << bits) - 1)]
+        return last
+
+    def window_stats(days: int | None) -> dict[str, np.ndarray]:
         if days is None:
             kk, vv, t1, t2, tv = key, v, t, tt_all, tv_all
         else:
@@ -165,8 +169,21 @@ def dense_lab_blocks(frame: pl.DataFrame, n_rows: int, windows: list[tuple[str, 
         np.minimum.at(lo, kk, vv)
         np.maximum.at(hi, kk, vv)
         empty = n == 0
-        stats = {"last": np.where(empty, np.nan, last_all), "mean": mean, "min": np.where(empty, np.nan, lo),
-                 "max": np.where(empty, np.nan, hi), "slope": slope, "n": np.where(empty, np.nan, n)}
+        for x in (lo, hi, n):
+            x[empty] = np.nan
+        return {"mean": mean, "min": lo, "max": hi, "slope": slope, "n": n, "empty": empty}
+
+    # numpy releases the GIL in these reductions: the windows and the most
+    # recent value run side by side on the machine's cores
+    with ThreadPoolExecutor(max_workers=min(len(windows) + 1, os.cpu_count() or 1)) as pool:
+        recent = pool.submit(most_recent)
+        per_window = list(pool.map(window_stats, [days for _, days in windows]))
+        last_all = recent.result()
+    columns, blocks = [], []
+    for (window, _), stats in zip(windows, per_window, strict=True):
+        last = last_all.copy()
+        last[stats["empty"]] = np.nan
+        stats["last"] = last
         for stat in ("last", "mean", "min", "max", "slope", "n"):
             blocks.append(stats[stat].reshape(n_rows, k))
             columns += [f"measurement:{int(c)}:{stat}@{window}" for c in concepts]
