@@ -55,6 +55,8 @@ def normalise_units(events: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     if m["unit"].n_unique() <= 1:
         # a single unit string (or none) everywhere: nothing to convert or to reject
         return events, report + _flags(m)
+    events = events.with_columns(pl.col("unit").cast(pl.String))
+    m = m.with_columns(pl.col("unit").cast(pl.String))
     pairs = m.select("concept", "unit").unique()
     known = {(c, u) for c, u in CONVERSIONS}
     if pairs["concept"].n_unique() == pairs.height and not any(
