@@ -133,7 +133,11 @@ def raw_features(
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(persons, feature names, matrix): one row per person with an index date, raw values, NaN where unknown."""
     base = index.join(persons, on="person", how="inner")
-    history = _history(events, base)
+    # carry only what the features read: units were normalised already; text only exists for observations
+    keep = ["person", "day", "domain", "concept", "value"] + (["text"] if events["text"].null_count() < events.height else [])
+    history = _history(events.select(keep), base)
+    if "text" not in history.columns:
+        history = history.with_columns(pl.lit(None, pl.String).alias("text"))
     persons = base["person"].to_numpy()
     n = len(persons)
     columns: list[str] = []
