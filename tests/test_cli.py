@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tumorboard.cli import app
 from tumorboard.quickstart import write_quickstart
 
-from conftest import fast, set_key
+from conftest import set_key
 
 runner = CliRunner()
 

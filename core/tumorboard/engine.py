@@ -54,7 +54,6 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
 
 
-_warn = warn
 
 
 def check_modality_coverage(cohort: Cohort, modalities: Sequence[tuple[str, Modality]], notes: list[str]) -> None:
@@ -80,7 +79,7 @@ def check_modality_coverage(cohort: Cohort, modalities: Sequence[tuple[str, Moda
                 parts.append(f"{absent} of {len(cohort_ids)} cohort patients have no data and are marked absent")
             if extra:
                 parts.append(f"{extra} ids in the file are not in the cohort and are ignored")
-            _warn(f"modality {name!r} ({files}): " + "; ".join(parts), notes)
+            warn(f"modality {name!r} ({files}): " + "; ".join(parts), notes)
 
 
 def _prediction_frame(
@@ -214,7 +213,7 @@ def run(
         n_classes = y.n_classes if y.kind == "multiclass" else 0
         context = survival_context(y, rs.evaluation.horizons) if y.kind == "survival" else None
         if "ibs" in metric_names and not loaded.model.provides_survival_curves:  # type: ignore[union-attr]
-            _warn(f"{loaded.model.name} gives no survival curves; the integrated Brier score is reported as n/a", notes)
+            warn(f"{loaded.model.name} gives no survival curves; the integrated Brier score is reported as n/a", notes)
 
         therapy = None
         if rs.treatment is not None:

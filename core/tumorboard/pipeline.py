@@ -60,11 +60,17 @@ class Pipeline:
         self.on_stage(f"fitting fusion ({self.fusion.name})")
         self._call("fusion", self.fusion, "fit", blocks, y)
         X = check_block(self._call("fusion", self.fusion, "transform", blocks), ids, "fusion", self.fusion.name)
+        # kept so features() of the same patients (explainers, therapy learners) is not recomputed
+        self._fitted_on = (tuple(str(i) for i in ids), X)
         self.on_stage(f"fitting model ({self.model.name})")
         self._call("model", self.model, "fit", X, y)
         return self
 
     def features(self, ids: Sequence[str]) -> FeatureBlock:
+        """The fused block for ``ids`` (the training patients' block is reused, not recomputed)."""
+        fitted = getattr(self, "_fitted_on", None)
+        if fitted is not None and fitted[0] == tuple(str(i) for i in ids):
+            return fitted[1]
         blocks = self.blocks(ids)
         return check_block(self._call("fusion", self.fusion, "transform", blocks), ids, "fusion", self.fusion.name)
 

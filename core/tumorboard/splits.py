@@ -114,7 +114,6 @@ def read_split_file(path: Path, cohort: Cohort, id_column: str) -> tuple[str, ..
 
 
 def predefined(labels: tuple[str, ...], source: str) -> list[Fold]:
-    values = np.array(labels)
     words = {SPLIT_WORDS.get(v.strip().lower()) for v in labels}
     if None not in words:
         if "train" not in words or "test" not in words:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from .components import FAMILIES, Component, Explainer, Fusion, Model, Modality
+from .components import FAMILIES, Component, Model
 from .data import Attribution, FeatureBlock, Target
 from .errors import TumorboardError
 from .metrics import score

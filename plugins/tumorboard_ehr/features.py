@@ -123,10 +123,6 @@ def _history(events: pl.DataFrame, base: pl.DataFrame) -> pl.DataFrame:
             .with_columns((pl.col("index_day") - pl.col("day")).cast(pl.Int64).alias("delta")))
 
 
-def _label(domain: str, concept: int, names: dict[int, str]) -> str:
-    return f"{domain}:{names.get(concept, concept)}"
-
-
 def raw_features(
     events: pl.DataFrame, persons: pl.DataFrame, notes: pl.DataFrame, index: pl.DataFrame,
     windows: list[str], families: set[str], findings: dict[str, str], names: dict[int, str],

@@ -23,14 +23,9 @@ from ..metrics import auroc
 from ..tables import read_table, row_label
 from .evidence import match, read_rules
 from .learners import LEARNERS, ArmData, check_arms
-from .uplift import evaluate
+from .uplift import best_arm, evaluate
 
 __all__ = ["TherapyAnalysis"]
-
-
-def _policy(effect: np.ndarray) -> np.ndarray:
-    """The arm with the largest predicted effect; ties (no predicted effect) go to the reference."""
-    return np.argmax(effect - 1e-12 * (np.arange(effect.shape[1]) > 0), axis=1)
 
 
 def _model(spec, seed: int) -> Model:
@@ -108,9 +103,11 @@ class TherapyAnalysis:
 
     def fold(self, features, train: np.ndarray, test: np.ndarray, label: str) -> None:
         """One fold: fit on its training patients, predict its test patients. ``features(ids)`` gives X."""
+        # all training patients, as the pipeline was fitted on them (its block is reused), then
+        # those who received a candidate treatment
+        X_train = features([self.cohort.ids[i] for i in train]).take(np.flatnonzero(self.arm[train] >= 0))
         train = train[self.arm[train] >= 0]
         test = test[self.arm[test] >= 0]
-        X_train = features([self.cohort.ids[i] for i in train])
         learner, propensity = self._fit(X_train, self.arm[train], self.cohort.target.take(train), label)
         X_test = features([self.cohort.ids[i] for i in test])
         self.predicted[test], self.effect[test] = learner.predict_both(X_test)
@@ -129,7 +126,7 @@ class TherapyAnalysis:
         result["overlap"] = self._overlap(scored)
         self._write_effects(folder, scored)
         everyone = np.flatnonzero(self.arm >= 0)
-        X = features([self.cohort.ids[i] for i in everyone])
+        X = features(ids).take(everyone)  # the refit pipeline's own block, reused
         result["refit"] = self._refit(folder, X, everyone, evaluation.confidence)
         if self.s.evidence is not None:
             result["evidence"] = self._evidence(folder, ids)
@@ -160,7 +157,7 @@ class TherapyAnalysis:
             data[f"propensity_{name}"] = self.propensity[scored, k]
             if k:
                 data[f"effect_{name}"] = self.effect[scored, k]
-        data["recommended"] = [self.arms[a] for a in _policy(self.effect[scored])]
+        data["recommended"] = [self.arms[a] for a in best_arm(self.effect[scored])]
         pl.DataFrame(data).write_parquet(folder / "effects.parquet")
 
     def _refit(self, folder: Path, X: FeatureBlock, rows: np.ndarray, confidence: float) -> dict[str, Any]:
@@ -184,7 +181,7 @@ class TherapyAnalysis:
             if k:
                 data[f"effect_{name}"] = point_effect[:, k]
                 data[f"effect_{name}_low"], data[f"effect_{name}_high"] = low[1, :, k], high[1, :, k]
-        data["recommended"] = [self.arms[a] for a in _policy(point_effect)]
+        data["recommended"] = [self.arms[a] for a in best_arm(point_effect)]
         pl.DataFrame(data).write_parquet(folder / "recommendations.parquet")
         self._drivers(folder, learner, X, point_effect)
         return {"patients": int(len(rows)), "bags": self.s.bags}

@@ -8,6 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def best_arm(predicted: np.ndarray, reference: int = 0) -> np.ndarray:
+    """The arm with the largest prediction (outcome or effect) per patient; ties go to the reference arm."""
+    return np.argmax(predicted - 1e-12 * (np.arange(predicted.shape[1]) != reference), axis=1)
+
+
 def _cumulative(y: np.ndarray, treated: np.ndarray, score: np.ndarray):
     """Patients ranked by ``score`` (best first): running counts of treated, controls and their responders."""
     order = np.argsort(-score, kind="mergesort")
@@ -95,7 +100,7 @@ def evaluate(
     """Every therapy metric for one set of out-of-fold predictions, with bootstrap CIs."""
     rng = np.random.default_rng(seed)
     n = len(y)
-    policy = np.argmax(predicted - 1e-12 * (np.arange(len(arms)) != reference), axis=1)  # ties -> reference
+    policy = best_arm(predicted, reference)
     # ``predicted`` may be outcomes or effects against the reference: only differences are used
     samples = [rng.integers(0, n, n) for _ in range(bootstrap)]
     out: dict = {"arms": arms, "reference": arms[reference], "n": int(n), "candidates": {}}
