@@ -18,6 +18,7 @@ from .estimators import component_class, dump_estimator, load_estimator
 from .errors import ComponentError, DataError, TumorboardError, TumorboardWarning
 from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .metrics import DEFAULT_METRICS, GREATER_IS_BETTER, METRICS, score
+from .preprocess import NumericStats, apply_numeric, fit_numeric
 from .tables import check_unique_ids, read_table, row_label
 
 __all__ = [
@@ -38,13 +39,16 @@ __all__ = [
     "Modality",
     "Model",
     "NoOptions",
+    "NumericStats",
     "Target",
     "Task",
     "TumorboardError",
     "TumorboardWarning",
+    "apply_numeric",
     "check_unique_ids",
     "component_class",
     "dump_estimator",
+    "fit_numeric",
     "load_estimator",
     "hookimpl",
     "read_table",

@@ -12,7 +12,17 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tumorboard.api import ComponentError, DataError, FeatureBlock, InputPath, Modality, Target, TumorboardWarning
+from tumorboard.api import (
+    ComponentError,
+    DataError,
+    FeatureBlock,
+    InputPath,
+    Modality,
+    Target,
+    TumorboardWarning,
+    apply_numeric,
+    fit_numeric,
+)
 
 from .events import find_table, read_long_events, read_omop
 from .features import DEFAULT_FINDINGS, index_from_concepts, normalise_units, raw_features, window_days
@@ -183,20 +193,11 @@ class EhrPolars(Modality):
         train = raw.matrix[rows]
         seen = np.mean(np.isfinite(train) & (train != 0), axis=0)
         keep = np.flatnonzero(seen >= self.options.min_frequency)
-        train = train[:, keep]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns give NaN, replaced below
-            low = np.nanquantile(train, self.options.winsor[0], axis=0)
-            high = np.nanquantile(train, self.options.winsor[1], axis=0)
-            clipped = np.clip(train, low, high)
-            fill = np.nanmedian(clipped, axis=0)
-        fill = np.where(np.isfinite(fill), fill, 0.0)
-        filled = np.where(np.isnan(clipped), fill, clipped)
-        sd = filled.std(axis=0)
+        stats = fit_numeric(train[:, keep], impute="median", winsor=self.options.winsor)
         self.columns_ = [raw.columns[j] for j in keep]
-        self.low_, self.high_, self.fill_ = np.nan_to_num(low, nan=-np.inf), np.nan_to_num(high, nan=np.inf), fill
-        self.mean_, self.scale_ = filled.mean(axis=0), np.where(sd > 0, sd, 1.0)
-        gaps = np.isnan(train).any(axis=0) if self.options.missing_indicators else np.zeros(len(keep), bool)
+        self.low_, self.high_, self.fill_ = stats.low, stats.high, stats.fill
+        self.mean_, self.scale_ = stats.mean, stats.scale
+        gaps = stats.gaps if self.options.missing_indicators else np.zeros(len(keep), bool)
         self.indicators_ = [c for c, g in zip(self.columns_, gaps, strict=True) if g]
         self.tfidf_terms_, self.tfidf_idf_ = [], np.zeros(0)
         if self.options.tfidf_terms:
@@ -235,7 +236,7 @@ class EhrPolars(Modality):
         values = np.full((len(ids), len(self.columns_)), np.nan)
         values[present] = raw.matrix[rows[present]][:, [index[c] for c in self.columns_]]
         gaps = np.isnan(values)
-        scaled = (np.where(gaps, self.fill_, np.clip(values, self.low_, self.high_)) - self.mean_) / self.scale_
+        scaled = apply_numeric(values, self.low_, self.high_, self.fill_, self.mean_, self.scale_)
         position = {c: j for j, c in enumerate(self.columns_)}
         indicators = np.stack([gaps[:, position[c]] for c in self.indicators_], axis=1) if self.indicators_ \
             else np.zeros((len(ids), 0))

@@ -20,7 +20,9 @@ from tumorboard.api import (
     Modality,
     Target,
     TumorboardWarning,
+    apply_numeric,
     check_unique_ids,
+    fit_numeric,
     read_table,
     row_label,
 )
@@ -128,18 +130,11 @@ class TabularFile(Modality):
         train = table.matrix[rows[present]]
         if len(train) == 0:
             raise DataError(f"{table.path}: none of the {len(ids)} training patients is in this table")
-        with np.errstate(all="ignore"):
-            fill = np.nanmedian(train, axis=0) if self.options.impute == "median" else np.nanmean(train, axis=0)
-        fill = np.where(np.isfinite(fill), fill, 0.0)
-        filled = np.where(np.isnan(train), fill, train)
-        mean = filled.mean(axis=0) if len(filled) else np.zeros(train.shape[1])
-        sd = filled.std(axis=0) if len(filled) else np.ones(train.shape[1])
+        stats = fit_numeric(train, impute=self.options.impute, scale=self.options.scale)
         self.numeric_columns_ = list(table.numeric)
-        self.fill_ = fill
-        self.mean_ = mean if self.options.scale else np.zeros_like(mean)
-        self.scale_ = np.where(sd > 0, sd, 1.0) if self.options.scale else np.ones_like(sd)
+        self.fill_, self.mean_, self.scale_ = stats.fill, stats.mean, stats.scale
         self.indicator_columns_ = (
-            [c for c, gap in zip(table.numeric, np.isnan(train).any(axis=0), strict=True) if gap]
+            [c for c, gap in zip(table.numeric, stats.gaps, strict=True) if gap]
             if self.options.missing_indicators
             else []
         )
@@ -180,7 +175,8 @@ class TabularFile(Modality):
         n = len(ids)
         raw = np.full((n, len(self.numeric_columns_)), np.nan)
         raw[present] = table.matrix[rows[present]]
-        numeric = (np.where(np.isnan(raw), self.fill_, raw) - self.mean_) / self.scale_
+        unbounded = np.full(len(self.fill_), np.inf)
+        numeric = apply_numeric(raw, -unbounded, unbounded, self.fill_, self.mean_, self.scale_)
         parts = [numeric]
         for column, levels in self.categories_.items():
             values = table.strings.get(column)
