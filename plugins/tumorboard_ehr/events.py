@@ -156,20 +156,23 @@ def read_long_events(path: Path, columns: dict[str, str]) -> Source:
     def coded(name: str) -> pl.Expr:
         return pl.col(name).cast(pl.String).cast(pl.Categorical)
 
-    main = lf.select(
-        coded(columns["patient_id"]).to_physical().cast(pl.Int64).alias("person"),
+    events = lf.select(
+        coded(columns["patient_id"]).alias("_patient"),
         day.alias("day"),
         pl.lit("measurement", dtype=pl.Categorical).alias("domain"),
-        coded(columns["code"]).to_physical().cast(pl.Int64).alias("concept"),
+        coded(columns["code"]).alias("_code"),
         (pl.col(columns["value"]).cast(pl.Float64, strict=False) if columns.get("value") else pl.lit(None, pl.Float64)).alias("value"),
         # categorical: 4 bytes a row; units are a handful of strings
         (coded(columns["unit"]) if columns.get("unit") else pl.lit(None, pl.String)).alias("unit"),
         pl.lit(None, pl.String).alias("text"),
         *([] if typed else [pl.col(time_col)]),
-    )
-    ids = lf.select(coded(columns["patient_id"]).unique().alias("c"))
-    codes = lf.select(coded(columns["code"]).unique().alias("c"))
-    events, ids, codes = pl.collect_all([main, ids, codes])
+    ).collect()
+    # the distinct ids and codes come from the coded columns already in memory: a second
+    # and third scan of the file for them cost more than the whole first one
+    ids, codes = events["_patient"].unique().alias("c").to_frame(), events["_code"].unique().alias("c").to_frame()
+    events = events.select(
+        pl.col("_patient").to_physical().cast(pl.Int64).alias("person"), "day", "domain",
+        pl.col("_code").to_physical().cast(pl.Int64).alias("concept"), pl.exclude("_patient", "day", "domain", "_code"))
     if not typed:
         check_dates(events, "day", time_col, path)
         events = events.drop(time_col)

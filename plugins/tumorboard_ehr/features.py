@@ -13,7 +13,7 @@ import re
 import numpy as np
 import polars as pl
 
-from .segments import coded_stats, dense_lab_blocks, lab_stats, segment_table
+from .segments import assemble, coded_stats, dense_lab_blocks, lab_stats, segment_table
 from .segments import scatter as segment_scatter
 
 # unit conversions to the canonical unit of common labs: (concept, unit) -> factor
@@ -198,7 +198,7 @@ def raw_features(
         names_ = [c for c in aligned.columns if c != "person"]
         columns += names_
         blocks.append(aligned.select(pl.col(names_).cast(pl.Float64)).to_numpy())
-    matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(persons), 0))
+    matrix = assemble(blocks, n)
     # a concept never seen before the index date has count 0, not "unknown"
     zero = [j for j, c in enumerate(columns) if ":count@" in c or ":last={" in c or c.startswith("note:")]
     matrix[:, zero] = np.nan_to_num(matrix[:, zero], nan=0.0)

@@ -112,11 +112,14 @@ DENSE_LIMIT = 20_000_000  # patients x concepts cells per statistic for the dens
 
 
 def dense_lab_blocks(frame: pl.DataFrame, n_rows: int, windows: list[tuple[str, int | None]]) -> tuple[list[str], list[np.ndarray]] | None:
-    """Lab statistics by direct binning on (patient row, concept) cells, without sorting.
+    """Lab statistics by direct binning on (concept, patient row) cells, without sorting.
 
     Counts and sums are ``np.bincount`` over a cell key; min, max and the most
-    recent value are unbuffered ``ufunc.at`` reductions. Returns None when the
-    cell grid would be too large (many concepts), so the caller uses segments.
+    recent value are unbuffered ``ufunc.at`` reductions. Cells are numbered
+    concept-major, so each statistic is written straight into its (patients x
+    concepts) columns of one column-major matrix, the single block returned. Returns
+    None when the cell grid would be too large (many concepts), so the caller
+    uses segments.
     """
     raw_concept = frame["concept"].to_numpy()
     if len(raw_concept) == 0 or raw_concept.min() < 0:
@@ -134,57 +137,84 @@ def dense_lab_blocks(frame: pl.DataFrame, n_rows: int, windows: list[tuple[str, 
     if n_rows * k > DENSE_LIMIT or frame.height >= 1 << 40:
         return None
     cells = n_rows * k
-    dense = lut[raw_concept] if lut is not None else np.searchsorted(concepts, raw_concept)
-    key = frame["_row"].to_numpy() * k + dense
+    key = lut[raw_concept] if lut is not None else np.searchsorted(concepts, raw_concept)
+    key *= n_rows
+    key += frame["_row"].to_numpy()
     delta = frame["delta"].to_numpy().astype(np.int64, copy=False)
     v = frame["value"].to_numpy()
     t = delta * (-1 / 365.25)
-    tt_all, tv_all = t * t, t * v  # the same in every window: compute once
+
     def most_recent() -> np.ndarray:
         # the most recent value; among same-day values the first in file order
         bits = max(int(len(v)).bit_length(), 1)
+        position = np.left_shift(delta, bits)
+        for lo in range(0, len(v), 1 << 20):  # the file position in chunks: no second events-long array
+            position[lo:lo + (1 << 20)] |= np.arange(lo, min(lo + (1 << 20), len(v)))
         best = np.full(cells, np.iinfo(np.int64).max)
-        position = delta << bits
-        position |= np.arange(len(v))
         np.minimum.at(best, key, position)
         seen = best != np.iinfo(np.int64).max
         last = np.full(cells, np.nan)
         last[seen] = v[best[seen] & ((1 << bits) - 1)]
         return last
 
-    def window_stats(days: int | None) -> dict[str, np.ndarray]:
+    stats_ = ("last", "mean", "min", "max", "slope", "n")
+    # every statistic is written straight into its columns of one column-major matrix:
+    # a (patients x concepts) column block of it is one contiguous run of cells
+    matrix = np.empty((n_rows, len(windows) * len(stats_) * k), order="F")
+    slot = {(w, stat): matrix[:, (i * len(stats_) + j) * k:(i * len(stats_) + j + 1) * k].T.reshape(-1)
+            for i, (w, _) in enumerate(windows) for j, stat in enumerate(stats_)}
+
+    def window_stats(window: str, days: int | None) -> np.ndarray:
         if days is None:
-            kk, vv, t1, t2, tv = key, v, t, tt_all, tv_all
+            kk, vv, t1 = key, v, t
         else:
             inside = np.flatnonzero(delta <= days)
-            kk, vv, t1, t2, tv = key[inside], v[inside], t[inside], tt_all[inside], tv_all[inside]
-        n = np.bincount(kk, minlength=cells).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.bincount(kk, vv, cells) / n
-            tmean = np.bincount(kk, t1, cells) / n
-            var = np.bincount(kk, t2, cells) / n - tmean**2
-            slope = np.where(var > 1e-12, (np.bincount(kk, tv, cells) / n - tmean * mean) / var, np.nan)
-        lo = np.full(cells, np.inf)
-        hi = np.full(cells, -np.inf)
-        np.minimum.at(lo, kk, vv)
-        np.maximum.at(hi, kk, vv)
+            kk, vv, t1 = key[inside], v[inside], t[inside]
+        out = {stat: slot[window, stat] for stat in stats_}
+        n = out["n"]
+        np.copyto(n, np.bincount(kk, minlength=cells))
         empty = n == 0
-        for x in (lo, hi, n):
-            x[empty] = np.nan
-        return {"mean": mean, "min": lo, "max": hi, "slope": slope, "n": n, "empty": empty}
+        n[empty] = np.nan  # so every mean below is NaN where the window holds nothing
+        mean = np.divide(np.bincount(kk, vv, cells), n, out=out["mean"])
+        tmean = np.bincount(kk, t1, cells)
+        tmean /= n
+        var = np.bincount(kk, t1 * t1, cells)
+        var /= n
+        var -= tmean * tmean
+        slope = np.divide(np.bincount(kk, t1 * vv, cells), n, out=out["slope"])
+        tmean *= mean
+        slope -= tmean
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope /= var
+        slope[~(var > 1e-12)] = np.nan  # one time point (or none): no slope
+        for stat, ufunc, start in (("min", np.minimum, np.inf), ("max", np.maximum, -np.inf)):
+            out[stat].fill(start)
+            ufunc.at(out[stat], kk, vv)
+            out[stat][empty] = np.nan
+        return empty
 
-    # numpy releases the GIL in these reductions: the windows and the most
-    # recent value run side by side on the machine's cores
+    # numpy releases the GIL in bincount: the windows and the most recent value
+    # partly run side by side on the machine's cores
     with ThreadPoolExecutor(max_workers=min(len(windows) + 1, os.cpu_count() or 1)) as pool:
         recent = pool.submit(most_recent)
-        per_window = list(pool.map(window_stats, [days for _, days in windows]))
+        empties = list(pool.map(window_stats, *zip(*windows, strict=True)))
         last_all = recent.result()
-    columns, blocks = [], []
-    for (window, _), stats in zip(windows, per_window, strict=True):
-        last = last_all.copy()
-        last[stats["empty"]] = np.nan
-        stats["last"] = last
-        for stat in ("last", "mean", "min", "max", "slope", "n"):
-            blocks.append(stats[stat].reshape(n_rows, k))
+    columns = []
+    for (window, _), empty in zip(windows, empties, strict=True):
+        np.copyto(slot[window, "last"], last_all)
+        slot[window, "last"][empty] = np.nan
+        for stat in stats_:
             columns += [f"measurement:{int(c)}:{stat}@{window}" for c in concepts]
-    return columns, blocks
+    return columns, [matrix]
+
+
+def assemble(blocks: list[np.ndarray], n_rows: int) -> np.ndarray:
+    """Blocks side by side in one column-major matrix: column-major blocks copy as contiguous memory."""
+    if len(blocks) == 1:
+        return blocks[0]  # the lab statistics alone (hundreds of MB at scale): no copy
+    matrix = np.empty((n_rows, sum(b.shape[1] for b in blocks)), order="F")
+    j = 0
+    for block in blocks:
+        matrix[:, j:j + block.shape[1]] = block
+        j += block.shape[1]
+    return matrix
