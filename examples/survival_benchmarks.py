@@ -9,14 +9,10 @@ of the spec, as a lab would), through the same engine as `tumorboard run`.
 
 from __future__ import annotations
 
-import tempfile
-import time
 import tomllib
 from pathlib import Path
 
-import tomli_w
-
-from tumorboard.engine import run
+from spec_variants import run_variant
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs" / "survival.md"
@@ -46,17 +42,7 @@ def main() -> None:
             continue
         for model in MODELS:
             raw["model"] = {"plugin": model}
-            with tempfile.TemporaryDirectory() as tmp:
-                raw["run"]["output"] = str(Path(tmp) / "run")
-                # the spec must sit beside the data: relative paths resolve against its folder
-                spec = HERE / f".bench-{spec_name}"
-                spec.write_text(tomli_w.dumps(raw), encoding="utf-8")
-                try:
-                    start = time.perf_counter()
-                    result = run(spec)
-                    seconds = time.perf_counter() - start
-                finally:
-                    spec.unlink()
+            result, seconds = run_variant(spec_name, raw)
             c = result.metrics["overall"]["c_index"]
             ibs = result.metrics["overall"]["ibs"]
             rows.append((label, model, c, ibs, result.metrics["n"], seconds))

@@ -132,6 +132,15 @@ class Modality(Component):
         """
         return None
 
+    def explain_id_mismatch(self, cohort_ids: set[str]) -> str | None:
+        """Why none of ``available_ids`` matches the cohort, when the source can tell (else ``None``).
+
+        Called only when nothing matches; the engine adds the answer to its
+        error. A matrix stored the other way round, for example, can say that
+        its column names are the cohort's ids and which option to set.
+        """
+        return None
+
     def input_files(self) -> list[Path]:
         """Files this component reads (hashed into provenance). Defaults to its path options."""
         return _paths_in(self.options)

@@ -21,7 +21,15 @@ from .cohort import load_cohort
 from .components import Modality, paths_in_options
 from .data import Cohort
 from .errors import DataError, TumorboardWarning
-from .evaluation import Scored, collect, compute_metrics, curves, survival_context, warn
+from .evaluation import (
+    Scored,
+    collect,
+    compute_metrics,
+    curves,
+    per_fold_metrics,
+    survival_context,
+    warn,
+)
 from .pipeline import Pipeline
 from .rundir import check_output_free, hash_inputs, staged_directory, write_json
 from .spec import LoadedSpec, default_metrics, load_spec
@@ -66,6 +74,9 @@ def check_modality_coverage(cohort: Cohort, modalities: Sequence[tuple[str, Moda
         files = ", ".join(str(p) for p in modality.input_files()) or modality.name
         matched = cohort_ids & available
         if not matched:
+            hint = modality.explain_id_mismatch(cohort_ids)
+            if hint:
+                raise DataError(f"modality {name!r} ({modality.name}, {files}): {hint}")
             raise DataError(
                 f"modality {name!r} ({modality.name}, {files}): none of its {len(available)} patient ids "
                 f"match the {len(cohort_ids)} cohort patients (e.g. {sorted(available)[:2]!r} vs "
@@ -252,6 +263,8 @@ def run(
             metrics["task"] = rs.run.task
             metrics["strategy"] = rs.evaluation.strategy
             metrics["folds"] = len(folds)
+            if len(folds) > 1:
+                metrics["per_fold"] = per_fold_metrics(cohort, folds, fold_preds, metric_names, context)  # type: ignore[arg-type]
             if rs.evaluation.strategy == "site":
                 metrics["sites"] = {}
                 for fold in folds:

@@ -14,7 +14,14 @@ import numpy as np
 
 from .data import Cohort, Target
 from .errors import TumorboardWarning
-from .metrics import MetricFn, SurvivalContext, estimate, expected_calibration_error, metric_functions
+from .metrics import (
+    MetricFn,
+    SurvivalContext,
+    estimate,
+    expected_calibration_error,
+    metric_functions,
+    score,
+)
 from .splits import Fold
 
 
@@ -65,6 +72,30 @@ def survival_context(target: Target, horizons: list[float] | None) -> SurvivalCo
     return SurvivalContext(target, chosen, grid)
 
 
+def per_fold_metrics(cohort: Cohort, folds: list[Fold], fold_preds: dict[tuple[int, int, str], np.ndarray],
+                     metric_names: list[str], context: SurvivalContext | None = None) -> dict[str, Any]:
+    """Each metric on each fold's test patients, with the mean and sample SD over folds.
+
+    The figure published cross-validation studies report (mean +/- SD of the
+    per-fold values), beside the pooled out-of-fold estimate with its CI.
+    """
+    task = cohort.target.kind
+    fns = metric_functions(task, context)
+    result: dict[str, Any] = {}
+    for m in metric_names:
+        values = []
+        for fold in folds:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                values.append(float(score(task, m, cohort.target.take(fold.test),
+                                          fold_preds[(fold.repeat, fold.fold, "test")], fns[m])))
+        finite = np.array([v for v in values if np.isfinite(v)])
+        result[m] = {"values": values, "labels": [f.label for f in folds],
+                     "mean": float(finite.mean()) if len(finite) else float("nan"),
+                     "sd": float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")}
+    return result
+
+
 def compute_metrics(
     cohort: Cohort, scored: Scored, metric_names: list[str], evaluation, seed: int, notes: list[str],
     audit: bool = True, context: SurvivalContext | None = None,
@@ -84,7 +115,7 @@ def compute_metrics(
             for m in metric_names
         }
 
-    result: dict[str, Any] = {"overall": block(np.arange(len(scored.index))), "n": int(len(scored.index)),
+    result: dict[str, Any] = {"overall": block(np.arange(len(scored.index))), "n": len(scored.index),
                               "confidence": evaluation.confidence}
     if not audit:
         return result
