@@ -286,3 +286,17 @@ def test_tcga_ucec_pca_beats_the_genomic_only_baseline(tmp_path):
     print(f"TCGA-UCEC omics.pca: C-index {folds['mean']:.3f} +/- {folds['sd']:.3f} over MCAT's folds")
     assert len(folds["values"]) == 5
     assert folds["mean"] > 0.53  # published genomic-only SNN: 0.493 +/- 0.096
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_head_trains_for_every_task(task):
+    ids = IDS[:200]
+    stage = OUTCOMES.filter(pl.col("patient_id").is_in(ids))["age_band"].to_list()
+    classes = sorted(set(stage))
+    y = (Target("multiclass", np.array([classes.index(s) for s in stage]), None, tuple(classes)) if task == "multiclass"
+         else Target("regression", OUTCOMES["os_months"].to_numpy()[:200]))
+    ae = OmicsAutoencoder(layers=[layer("rna", top_k=40)], supervised=True, output_head=True, **TINY)
+    block = ae.fit(ids, y).transform(ids)
+    heads = [n for n in block.feature_names if n.startswith("head")]
+    assert len(heads) == (len(classes) if task == "multiclass" else 1)
+    assert np.isfinite(block.values[block.presence]).all()
