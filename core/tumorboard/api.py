@@ -55,3 +55,16 @@ __all__ = [
     "row_label",
     "score",
 ]
+
+# JAX helpers for plugins that train networks, imported on first use so that
+# `import tumorboard.api` does not import JAX
+_NEURAL = ("TrainSettings", "cox_loss", "epoch_batches", "fit_adamw", "head_loss", "head_outputs",
+           "params_from_bytes", "params_to_bytes", "split_validation")
+
+
+def __getattr__(name: str):
+    if name in _NEURAL:
+        from . import neural
+
+        return getattr(neural, name)
+    raise AttributeError(f"module 'tumorboard.api' has no attribute {name!r}")

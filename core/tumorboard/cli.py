@@ -85,6 +85,28 @@ def metrics_table(metrics: dict[str, Any], title: str = "out-of-sample metrics")
     return table
 
 
+def ablation_table(metrics: dict[str, Any]) -> Table:
+    """Each modality subset's primary metric and the full model's paired gain over it."""
+    ab = metrics["ablation"]
+    m = ab["primary_metric"]
+    table = Table(title=f"ablation: {m} of each modality subset, and the gain of all modalities over it")
+    for column, justify in (("modalities", "left"), (m, "right"), ("gain of all (95% CI)", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+
+    def fmt(est: dict[str, Any], signed: bool = False) -> str:
+        if est["value"] is None:
+            return "n/a"
+        value = f"{est['value']:+.3f}" if signed else f"{est['value']:.3f}"
+        return value if est["ci_low"] is None else f"{value} ({est['ci_low']:+.3f} – {est['ci_high']:+.3f})" if signed \
+            else f"{value} ({est['ci_low']:.3f} – {est['ci_high']:.3f})"
+
+    table.add_row("all", fmt(metrics["overall"][m]), "")
+    for label, entry in ab["subsets"].items():
+        best = " (best single)" if label == ab["best_single"] else ""
+        table.add_row(label + best, fmt(entry["metrics"][m]), fmt(entry["gain"][m], signed=True))
+    return table
+
+
 def _run(spec: Path, overwrite: bool, quiet: bool, plugins: list[str]) -> Any:
     from .engine import run as run_spec
 
@@ -114,6 +136,8 @@ def run(
         _fail(error)
     if not quiet:
         out.print(metrics_table(result.metrics))
+        if "ablation" in result.metrics:
+            out.print(ablation_table(result.metrics))
     out.print(f"run directory: {result.path}")
 
 

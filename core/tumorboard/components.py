@@ -163,6 +163,17 @@ class Fusion(Component):
     @abstractmethod
     def transform(self, blocks: Sequence[FeatureBlock]) -> FeatureBlock: ...
 
+    def fit_transform(self, blocks: Sequence[FeatureBlock], y: Target) -> FeatureBlock:
+        """Fit, and return the training patients' fused block (what the model is fitted on).
+
+        The default is ``fit(blocks, y).transform(blocks)``. A fusion whose
+        output is itself learned from ``y`` (stacking) overrides it to return
+        cross-fitted values, as scikit-learn's ``TargetEncoder`` does: the
+        model must never see a training patient's features computed by
+        something fitted on that patient's own label.
+        """
+        return self.fit(blocks, y).transform(blocks)
+
 
 class Model(Component):
     """A predictor on the fused block.

@@ -23,6 +23,8 @@ from .data import Cohort
 from .errors import DataError, TumorboardWarning
 from .evaluation import (
     Scored,
+    ablation_metrics,
+    ablation_subsets,
     collect,
     compute_metrics,
     curves,
@@ -233,9 +235,17 @@ def run(
             therapy = TherapyAnalysis(rs.treatment, loaded.resolve(rs.cohort.outcomes), rs.cohort.id, cohort,
                                       loaded.model, rs.run.seed, notes, loaded.base_dir)  # type: ignore[arg-type]
 
+        subsets: dict[str, tuple[str, ...]] = {}
+        if rs.evaluation.ablation:
+            if len(pipeline.modalities) < 2:
+                warn("evaluation.ablation needs at least two modalities; there is nothing to ablate", notes)
+            else:
+                subsets = ablation_subsets([n for n, _ in pipeline.modalities])
+
         with staged_directory(output, overwrite) as stage:
             progress.begin(len(folds) + 2, "cross-validation")
             fold_preds: dict[tuple[int, int, str], np.ndarray] = {}
+            ablation_preds: dict[str, dict[tuple[int, int, str], np.ndarray]] = {label: {} for label in subsets}
             frames = []
             for fold in folds:
                 pipeline.on_stage = lambda stage, label=fold.label: progress.update(f"{label}: {stage}")
@@ -248,6 +258,13 @@ def run(
                     pred = _predict(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
                     fold_preds[(fold.repeat, fold.fold, set_name)] = pred
                     frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
+                for label, names in subsets.items():
+                    # the fold's fitted modalities are reused: only fusion and model are refitted
+                    progress.update(f"{fold.label}: ablation, {label}")
+                    train_ids = [cohort.ids[i] for i in fold.train]
+                    sub = fitted.ablated(names).fit(train_ids, y.take(fold.train), refit_modalities=False)
+                    ablation_preds[label][(fold.repeat, fold.fold, "test")] = _predict(
+                        sub, [cohort.ids[i] for i in fold.test], y, n_classes, context)
                 if therapy is not None:
                     progress.update(f"{fold.label}: treatment effects ({rs.treatment.learner}-learner)")  # type: ignore[union-attr]
                     therapy.fold(fitted.features, fold.train, fold.test, fold.label)
@@ -263,6 +280,11 @@ def run(
             metrics["task"] = rs.run.task
             metrics["strategy"] = rs.evaluation.strategy
             metrics["folds"] = len(folds)
+            if subsets:
+                progress.update("ablation: metrics and paired bootstrap gains")
+                parts = {label: (names, collect(folds, ablation_preds[label], "test")) for label, names in subsets.items()}
+                metrics["ablation"] = ablation_metrics(cohort, scored, parts, metric_names, rs.evaluation,  # type: ignore[arg-type]
+                                                       rs.run.seed, context)
             if len(folds) > 1:
                 metrics["per_fold"] = per_fold_metrics(cohort, folds, fold_preds, metric_names, context)  # type: ignore[arg-type]
             if rs.evaluation.strategy == "site":

@@ -15,11 +15,13 @@ import numpy as np
 from .data import Cohort, Target
 from .errors import TumorboardWarning
 from .metrics import (
+    GREATER_IS_BETTER,
     MetricFn,
     SurvivalContext,
     estimate,
     expected_calibration_error,
     metric_functions,
+    paired_difference,
     score,
 )
 from .splits import Fold
@@ -272,3 +274,43 @@ def curves(cohort: Cohort, scored: Scored, evaluation, notes: list[str]) -> dict
         risk = p if p.ndim == 1 else p[:, 0]
         return {"risk_groups": risk_groups(y, risk, evaluation.risk_groups, evaluation.risk_thresholds)}
     return {}
+
+
+def ablation_subsets(names: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each modality alone, and (with three or more) all but one, labelled for reports."""
+    subsets = {name: (name,) for name in names}
+    if len(names) >= 3:
+        subsets.update({f"all but {name}": tuple(n for n in names if n != name) for name in names})
+    return subsets
+
+
+def ablation_metrics(cohort: Cohort, full: Scored, parts: dict[str, tuple[tuple[str, ...], Scored]],
+                     metric_names: list[str], evaluation, seed: int, context: SurvivalContext | None = None) -> dict[str, Any]:
+    """Each subset's metrics and the full model's gain over it (paired bootstrap over the same patients).
+
+    ``gain`` is full minus subset, oriented so that a positive gain always
+    means the full model is better (for lower-is-better metrics it is
+    subset minus full).
+    """
+    task = cohort.target.kind
+    fns = metric_functions(task, context)
+    y = cohort.target.take(full.index)
+    subsets: dict[str, Any] = {}
+    for label, (modalities, scored) in parts.items():
+        entry: dict[str, Any] = {"modalities": list(modalities), "metrics": {}, "gain": {}}
+        for m in metric_names:
+            rng = np.random.default_rng([seed, 404])  # the same resamples for every subset and metric
+            entry["metrics"][m] = estimate(task, m, y, scored.per_repeat, bootstrap=evaluation.bootstrap,
+                                           confidence=evaluation.confidence, rng=rng, fn=fns[m]).as_dict()
+            better, worse = ((full.per_repeat, scored.per_repeat) if GREATER_IS_BETTER.get(m, True)
+                             else (scored.per_repeat, full.per_repeat))
+            rng = np.random.default_rng([seed, 404])
+            entry["gain"][m] = paired_difference(task, m, y, better, worse, bootstrap=evaluation.bootstrap,
+                                                 confidence=evaluation.confidence, rng=rng, fn=fns[m]).as_dict()
+        subsets[label] = entry
+    primary = metric_names[0]
+    singles = [label for label, (mods, _) in parts.items() if len(mods) == 1]
+    sign = 1 if GREATER_IS_BETTER.get(primary, True) else -1
+    best = max(singles, key=lambda label: sign * (subsets[label]["metrics"][primary]["value"] or -np.inf)) if singles else None
+    return {"primary_metric": primary, "subsets": subsets, "best_single": best,
+            "gain_over_best_single": subsets[best]["gain"] if best else None}

@@ -44,7 +44,16 @@ class Pipeline:
             raise RunError(f"{what} ({component.name}) failed in {method}(): {type(err).__name__}: {err}") from err
 
     def blocks(self, ids: Sequence[str], y: Target | None = None) -> list[FeatureBlock]:
-        """Each modality's block for ``ids``; fits the modality first when ``y`` is given."""
+        """Each modality's block for ``ids``; fits the modality first when ``y`` is given.
+
+        Blocks are kept per list of ids (a fold's training and test patients),
+        so an ablation can refit fusion and model on some modalities without
+        refitting or re-transforming any modality.
+        """
+        key = tuple(str(i) for i in ids)
+        cache = self.__dict__.setdefault("_blocks", {})
+        if y is None and key in cache:
+            return [b for b in cache[key] if b.modality in {n for n, _ in self.modalities}]
         out = []
         for name, modality in self.modalities:
             what = f"modality {name!r}"
@@ -53,13 +62,22 @@ class Pipeline:
                 self._call(what, modality, "fit", list(ids), y)
             block = self._call(what, modality, "transform", list(ids))
             out.append(check_block(block, ids, what, modality.name, rename=name))
+        cache[key] = out
         return out
 
-    def fit(self, ids: Sequence[str], y: Target) -> Pipeline:
-        blocks = self.blocks(ids, y)
+    def ablated(self, names: Sequence[str]) -> Pipeline:
+        """Some of this pipeline's modalities, already fitted (their blocks shared), with unfitted clones
+        of the fusion and the model: ``fit(ids, y, refit_modalities=False)`` fits only those two."""
+        keep = set(names)
+        sub = Pipeline([(n, m) for n, m in self.modalities if n in keep], self.fusion.clone(), self.model.clone(),
+                       self.on_stage)
+        sub._blocks = {ids: [b for b in blocks if b.modality in keep] for ids, blocks in self.__dict__.get("_blocks", {}).items()}
+        return sub
+
+    def fit(self, ids: Sequence[str], y: Target, refit_modalities: bool = True) -> Pipeline:
+        blocks = self.blocks(ids, y if refit_modalities else None)
         self.on_stage(f"fitting fusion ({self.fusion.name})")
-        self._call("fusion", self.fusion, "fit", blocks, y)
-        X = check_block(self._call("fusion", self.fusion, "transform", blocks), ids, "fusion", self.fusion.name)
+        X = check_block(self._call("fusion", self.fusion, "fit_transform", blocks, y), ids, "fusion", self.fusion.name)
         # kept so features() of the same patients (explainers, therapy learners) is not recomputed
         self._fitted_on = (tuple(str(i) for i in ids), X)
         self.on_stage(f"fitting model ({self.model.name})")

@@ -105,6 +105,9 @@ class EvaluationSection(_Strict):
     metrics: list[str] | None = Field(None, description="Metrics to report; default depends on task.")
     bootstrap: int = Field(1000, ge=0, description="Bootstrap replicates for confidence intervals.")
     confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
+    ablation: bool = Field(
+        False, description="Also evaluate each modality alone and all-but-one on the same folds, and report the "
+        "multimodal gain with paired bootstrap CIs (fusion and model refitted; modalities reused).")
     min_subgroup_size: PositiveInt = Field(
         30, description="Subgroups smaller than this get a warning that estimates are unstable."
     )

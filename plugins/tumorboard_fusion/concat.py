@@ -9,7 +9,9 @@ from typing import Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tumorboard.api import ComponentError, FeatureBlock, Fusion, Target
+from tumorboard.api import FeatureBlock, Fusion, Target
+
+from .checks import check_fit_inputs, check_transform_inputs
 
 
 class ConcatFusion(Fusion):
@@ -29,11 +31,7 @@ class ConcatFusion(Fusion):
         presence_indicators: bool = Field(True, description="Add one MODALITY:present column per block.")
 
     def fit(self, blocks: Sequence[FeatureBlock], y: Target) -> Self:
-        if not blocks:
-            raise ComponentError(f"{self.name}: needs at least one block")
-        _check_aligned(self.name, blocks)
-        if len(blocks[0].ids) != len(y):
-            raise ComponentError(f"{self.name}: fit() got {len(blocks[0].ids)} patients but {len(y)} target values")
+        check_fit_inputs(self.name, blocks, y)
         self.modalities_ = [b.modality for b in blocks]
         self.feature_names_ = [list(b.feature_names) for b in blocks]
         self.means_, self.scales_ = [], []
@@ -52,14 +50,9 @@ class ConcatFusion(Fusion):
 
     def transform(self, blocks: Sequence[FeatureBlock]) -> FeatureBlock:
         self.check_is_fitted()
-        _check_aligned(self.name, blocks)
-        got = [b.modality for b in blocks]
-        if got != self.modalities_:
-            raise ComponentError(f"{self.name}: fitted on modalities {self.modalities_}, given {got}")
+        check_transform_inputs(self.name, blocks, self.modalities_, self.feature_names_)
         parts, names, sources = [], [], []
         for block, mean, scale, fitted_names in zip(blocks, self.means_, self.scales_, self.feature_names_, strict=True):
-            if list(block.feature_names) != fitted_names:
-                raise ComponentError(f"{self.name}: block {block.modality!r} has different features than in fit")
             scaled = (block.values - mean) / scale
             scaled[~block.presence] = 0.0
             parts.append(np.nan_to_num(scaled, nan=0.0))
@@ -71,14 +64,4 @@ class ConcatFusion(Fusion):
                 sources.append(block.modality)
         values = np.concatenate(parts, axis=1)
         return FeatureBlock(blocks[0].ids, values, tuple(names), np.ones(len(blocks[0].ids), bool), "fused", tuple(sources))
-
-
-def _check_aligned(name: str, blocks: Sequence[FeatureBlock]) -> None:
-    first = blocks[0].ids
-    for block in blocks[1:]:
-        if block.ids != first:
-            raise ComponentError(
-                f"{name}: block {block.modality!r} lists different patients than {blocks[0].modality!r}; "
-                "every block must have one row per patient, in the same order"
-            )
 

@@ -19,8 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import serialization
+
+from tumorboard.api import TrainSettings, fit_adamw, head_loss
 
 
 class LayerAutoencoder(nn.Module):
@@ -54,16 +54,6 @@ class LayerAutoencoder(nn.Module):
             recons.append(nn.Dense(d, name=f"dec{i}_out")(h))
         head = nn.Dense(self.head, name="head")(z) if self.head else None
         return mu, logvar, tuple(recons), head
-
-
-def cox_loss(risk: jnp.ndarray, time: jnp.ndarray, event: jnp.ndarray, weight: jnp.ndarray) -> jnp.ndarray:
-    """Negative Cox partial log-likelihood (Breslow), averaged over events; ``weight`` masks patients out."""
-    order = jnp.argsort(-time)
-    r, e, w = risk[order], event[order] * weight[order], weight[order]
-    # log of the summed hazard over each risk set (everyone with a later or equal time)
-    masked = jnp.where(w > 0, r, -jnp.inf)
-    log_risk_set = jax.lax.cumlogsumexp(masked)
-    return -jnp.sum(e * (r - log_risk_set)) / jnp.maximum(e.sum(), 1.0)
 
 
 @dataclass
@@ -113,81 +103,26 @@ def make_loss(model: LayerAutoencoder, settings: Settings) -> Callable:
             kl = -0.5 * jnp.sum(1 + logvar - mu**2 - jnp.exp(logvar), axis=1)
             total = total + settings.beta * jnp.sum(anyone * kl) / jnp.maximum(anyone.sum(), 1.0)
         if head is not None:
-            n = jnp.maximum(anyone.sum(), 1.0)
-            if settings.task == "binary":
-                term = jnp.sum(anyone * optax.sigmoid_binary_cross_entropy(head[:, 0], target)) / n
-            elif settings.task == "multiclass":
-                term = jnp.sum(anyone * optax.softmax_cross_entropy_with_integer_labels(head, target.astype(jnp.int32))) / n
-            elif settings.task == "regression":
-                term = jnp.sum(anyone * (head[:, 0] - target) ** 2) / n
-            else:
-                term = cox_loss(head[:, 0], target, event, anyone)
-            total = total + settings.head_weight * term
+            total = total + settings.head_weight * head_loss(settings.task, head, target, event, anyone)
         return total
 
     return loss_fn
 
 
-def _batches(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
-    """One epoch's batches (n_batches x size): a permutation, the last batch topped up from a second one."""
-    count = -(-n // size)
-    order = np.concatenate([rng.permutation(n), rng.permutation(n)])[: count * size] if count * size > n else rng.permutation(n)
-    return order.reshape(count, size).astype(np.int32)
-
-
 def train(model: LayerAutoencoder, settings: Settings, data: TrainData, validation: TrainData | None,
           seed: int, on_epoch: Callable[[int, float, float], None] | None = None) -> tuple[dict, dict]:
     """Fit with AdamW and early stopping on the validation loss; returns (best params, history)."""
-    key = jax.random.PRNGKey(seed)
-    key, init_key = jax.random.split(key)
-    batch_size = min(settings.batch_size, len(data))
+    init_key = jax.random.split(jax.random.PRNGKey(seed))[1]
     sample = tuple(jnp.zeros((1, x.shape[1]), jnp.float32) for x in data.xs)
     params = model.init(init_key, sample, jnp.ones((1, len(data.xs)), jnp.float32))["params"]
-    tx = optax.adamw(settings.learning_rate, weight_decay=settings.weight_decay)
-    opt_state = tx.init(params)
-    loss_fn = make_loss(model, settings)
-    arrays = _device(data)
-
-    @jax.jit
-    def epoch(params, opt_state, order, key):
-        def step(carry, idx):
-            params, opt_state, key = carry
-            key, sub = jax.random.split(key)
-            batch = jax.tree.map(lambda a: a[idx], arrays)
-            loss, grads = jax.value_and_grad(loss_fn)(params, batch, sub)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state, key), loss
-
-        (params, opt_state, key), losses = jax.lax.scan(step, (params, opt_state, key), order)
-        return params, opt_state, losses.mean()
-
-    evaluate = jax.jit(lambda params, batch: loss_fn(params, batch, None))
-    held_out = _device(validation) if validation is not None and len(validation) else None
-    rng = np.random.default_rng(seed)
-    best, best_loss, waited = params, np.inf, 0
-    history = {"train": [], "validation": [], "best_epoch": 0}
-    for e in range(settings.epochs):
-        key, sub = jax.random.split(key)
-        params, opt_state, train_loss = epoch(params, opt_state, _batches(rng, len(data), batch_size), sub)
-        val_loss = float(evaluate(params, held_out)) if held_out is not None else float(train_loss)
-        history["train"].append(float(train_loss))
-        history["validation"].append(val_loss)
-        if on_epoch is not None:
-            on_epoch(e, float(train_loss), val_loss)
-        if not np.isfinite(val_loss):
-            break
-        if val_loss < best_loss - 1e-6:
-            best, best_loss, waited, history["best_epoch"] = params, val_loss, 0, e
-        else:
-            waited += 1
-            if waited >= settings.patience:
-                break
-    return best, history
+    loop = TrainSettings(settings.learning_rate, settings.weight_decay, settings.batch_size, settings.epochs, settings.patience)
+    held_out = _arrays(validation) if validation is not None and len(validation) else None
+    return fit_adamw(params, make_loss(model, settings), _arrays(data), held_out, loop, seed, on_epoch)
 
 
-def _device(data: TrainData) -> tuple:
-    return (tuple(jnp.asarray(x, jnp.float32) for x in data.xs), tuple(jnp.asarray(o, jnp.float32) for o in data.observed),
-            jnp.asarray(data.present, jnp.float32), jnp.asarray(data.target, jnp.float32), jnp.asarray(data.event, jnp.float32))
+def _arrays(data: TrainData) -> tuple:
+    return (tuple(np.asarray(x, np.float32) for x in data.xs), tuple(np.asarray(o, np.float32) for o in data.observed),
+            np.asarray(data.present, np.float32), np.asarray(data.target, np.float32), np.asarray(data.event, np.float32))
 
 
 def encode(model: LayerAutoencoder, params: dict, xs: tuple[np.ndarray, ...], present: np.ndarray,
@@ -205,12 +140,7 @@ def encode(model: LayerAutoencoder, params: dict, xs: tuple[np.ndarray, ...], pr
     return latent, (np.concatenate(heads) if heads else None)
 
 
-def params_to_bytes(params: dict) -> np.ndarray:
-    """Flax's msgpack serialisation (no pickle) as a uint8 array for the run directory."""
-    return np.frombuffer(serialization.to_bytes(params), dtype=np.uint8).copy()
-
-
-def params_from_bytes(model: LayerAutoencoder, blob: np.ndarray) -> dict:
+def template(model: LayerAutoencoder) -> dict:
+    """Parameters of the right structure, for restoring saved ones."""
     sample = tuple(jnp.zeros((1, d), jnp.float32) for d in model.dims)
-    template = model.init(jax.random.PRNGKey(0), sample, jnp.ones((1, len(model.dims)), jnp.float32))["params"]
-    return serialization.from_bytes(template, np.asarray(blob, dtype=np.uint8).tobytes())
+    return model.init(jax.random.PRNGKey(0), sample, jnp.ones((1, len(model.dims)), jnp.float32))["params"]

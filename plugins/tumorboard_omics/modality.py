@@ -167,7 +167,9 @@ class OmicsAutoencoder(_OmicsModality):
         return LayerAutoencoder(tuple(self.feature_counts_), tuple(o.hidden), o.latent, o.variational, head)
 
     def fit(self, ids: Sequence[str], y: Target) -> Self:
-        from .autoencoder import Settings, TrainData, params_to_bytes, train
+        from tumorboard.api import params_to_bytes, split_validation
+
+        from .autoencoder import Settings, TrainData, train
 
         o = self.options
         if o.output_head and not o.supervised:
@@ -179,11 +181,8 @@ class OmicsAutoencoder(_OmicsModality):
             target = (target - target.mean()) / (target.std() or 1.0)
         event = np.asarray(y.event if y.event is not None else np.ones(len(y)), np.float32)
         data = TrainData(tuple(xs), tuple(observed), present, target, event)
-        have = np.flatnonzero(present.sum(axis=1) > 0)
-        rng = np.random.default_rng(self.seed)
-        shuffled = rng.permutation(have)
-        n_val = int(round(o.validation_fraction * len(have))) if len(have) >= 20 else 0
-        val, fit_rows = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+        fit_rows, val = split_validation(np.flatnonzero(present.sum(axis=1) > 0), o.validation_fraction, self.seed)
+        n_val = len(val)
         self.task_ = y.kind if o.supervised else "none"
         self.n_classes_ = y.n_classes
         model = self._model(y.kind, y.n_classes)
@@ -202,10 +201,12 @@ class OmicsAutoencoder(_OmicsModality):
         self._params = None
 
     def _fitted_params(self):
-        from .autoencoder import params_from_bytes
+        from tumorboard.api import params_from_bytes
+
+        from .autoencoder import template
 
         if getattr(self, "_params", None) is None:
-            self._params = params_from_bytes(self._model(self.task_, self.n_classes_), self.params_)
+            self._params = params_from_bytes(template(self._model(self.task_, self.n_classes_)), self.params_)
         return self._params
 
     def transform(self, ids: Sequence[str]) -> FeatureBlock:
