@@ -79,6 +79,9 @@ def test_ablation_shows_the_multimodal_gain(tmp_path):
     assert gain["ci_low"] > 0  # all modalities beat the best one alone, paired 95% CI excluding zero
     saved = json.loads((result.path / "metrics.json").read_text(encoding="utf-8"))
     assert saved["ablation"]["best_single"] == "clinical"
+    folds = saved["per_fold"]["auroc"]
+    assert len(folds["values"]) == 5 and folds["mean"] == pytest.approx(np.mean(folds["values"]))
+    assert folds["sd"] == pytest.approx(np.std(folds["values"], ddof=1))
 
 
 def test_ablation_needs_two_modalities(tmp_path):
