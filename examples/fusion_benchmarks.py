@@ -25,6 +25,8 @@ import numpy as np
 import polars as pl
 
 from spec_variants import HERE, run_variant
+from tumorboard.api import Target
+from tumorboard.metrics import paired_difference
 from tumorboard.synth import SynthOptions, generate
 
 DOCS = HERE.parent / "docs" / "fusion.md"
@@ -73,14 +75,39 @@ def fmt(est: dict) -> str:
     return f"{est['value']:.3f} ({est['ci_low']:.3f}–{est['ci_high']:.3f})"
 
 
-def part_a_b(tmp: Path) -> tuple[str, str]:
-    cohort = generate(tmp / "cohort", SynthOptions(patients=1000, seed=0, images=False))
-    complete, missing = tmp / "complete", tmp / "missing"
+def missing_rows(tmp: Path, patients: int, complete_results: dict | None = None) -> list[str]:
+    """Part B at one cohort size: each strategy on complete data and with 30% missing per modality."""
+    cohort = generate(tmp / f"cohort-{patients}", SynthOptions(patients=patients, seed=0, images=False))
+    complete, missing = tmp / f"complete-{patients}", tmp / f"missing-{patients}"
     with_missing(cohort, complete, 0.0, 0)
     with_missing(cohort, missing, 0.3, 1)
-    rows_a, rows_b = [], []
+    y = pl.read_csv(cohort / "outcomes.csv")
+    target = Target("binary", y["response"].to_numpy(), None, ("0", "1"))
+    rows = []
+    for fusion in STRATEGIES:
+        full = (complete_results or {}).get(fusion) or run_variant("fusion-b.toml", synthetic_spec(complete, fusion, False))[0]
+        partial, _ = run_variant("fusion-b.toml", synthetic_spec(missing, fusion, ablation=False))
+
+        def pred(result):
+            frame = result.predictions.filter(pl.col("set") == "test")
+            return y.select("patient_id").join(frame, on="patient_id", how="left")["y_pred"].to_numpy()
+
+        diff = paired_difference("binary", "auroc", target, [pred(partial)], [pred(full)], bootstrap=1000,
+                                 confidence=0.95, rng=np.random.default_rng(0))
+        a, b = full.metrics["overall"]["auroc"], partial.metrics["overall"]["auroc"]
+        rows.append(f"| {patients:,} | {fusion} | {fmt(a)} | {fmt(b)} | {diff.value:+.3f} ({diff.ci_low:+.3f} – {diff.ci_high:+.3f}) |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def part_a_b(tmp: Path) -> tuple[str, str]:
+    cohort = generate(tmp / "cohort", SynthOptions(patients=1000, seed=0, images=False))
+    complete = tmp / "complete"
+    with_missing(cohort, complete, 0.0, 0)
+    rows_a, results = [], {}
     for fusion in STRATEGIES:
         result, seconds = run_variant("fusion-a.toml", synthetic_spec(complete, fusion, ablation=True))
+        results[fusion] = result
         ab = result.metrics["ablation"]
         full = result.metrics["overall"]["auroc"]
         best = ab["best_single"]
@@ -88,14 +115,12 @@ def part_a_b(tmp: Path) -> tuple[str, str]:
         singles = ", ".join(f"{k} {v['metrics']['auroc']['value']:.3f}" for k, v in ab["subsets"].items() if len(v["modalities"]) == 1)
         rows_a.append(f"| {fusion} | {fmt(full)} | {singles} | {best} | {gain['value']:+.3f} ({gain['ci_low']:+.3f} – {gain['ci_high']:+.3f}) | {seconds:.0f} s |")
         print(rows_a[-1], flush=True)
-        partial, _ = run_variant("fusion-b.toml", synthetic_spec(missing, fusion, ablation=False))
-        low = partial.metrics["overall"]["auroc"]
-        rows_b.append(f"| {fusion} | {fmt(full)} | {fmt(low)} | {low['value'] - full['value']:+.3f} |")
-        print(rows_b[-1], flush=True)
+    # the same 1,000-patient cohort (seed 0) as part A, whose complete-data runs are reused; then a larger one
+    rows_b = missing_rows(tmp, 1000, results) + missing_rows(tmp, 3000)
     table_a = ("| fusion | AUROC, all modalities (95% CI) | each modality alone | best single | gain over best single, paired 95% CI | wall (with ablation) |\n"
                "| --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows_a) + "\n")
-    table_b = ("| fusion | AUROC, complete data | AUROC, 30% missing per modality | difference |\n"
-               "| --- | --- | --- | --- |\n" + "\n".join(rows_b) + "\n")
+    table_b = ("| patients | fusion | AUROC, complete data | AUROC, 30% missing per modality | difference, paired 95% CI |\n"
+               "| --- | --- | --- | --- | --- |\n" + "\n".join(rows_b) + "\n")
     return table_a, table_b
 
 
