@@ -1,0 +1,108 @@
+"""Reading images and masks through SimpleITK (DICOM series, NIfTI, NRRD, MHA), checked.
+
+Every error names the file (or folder) and what to change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from tumorboard.api import DataError
+
+
+def read_image(path: Path) -> sitk.Image:
+    """One image: a DICOM series folder (exactly one series) or a NIfTI / NRRD / MHA file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"image not found: {path}")
+    if path.is_dir():
+        reader = sitk.ImageSeriesReader()
+        series = reader.GetGDCMSeriesIDs(str(path))
+        if not series:
+            raise DataError(f"{path}: a folder was given but it holds no DICOM series")
+        if len(series) > 1:
+            raise DataError(f"{path}: the folder mixes {len(series)} DICOM series (SeriesInstanceUIDs "
+                            f"{', '.join(series[:3])}); keep one series per folder")
+        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
+        try:
+            return reader.Execute()
+        except RuntimeError as err:
+            raise DataError(f"{path}: the DICOM series cannot be read (corrupt or incomplete?): {_first_line(err)}") from None
+    try:
+        if path.name.lower().endswith((".nii", ".nii.gz")):
+            _check_nifti_length(path)
+        return sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        raise DataError(f"{path}: cannot be read as an image (corrupt or truncated file, or not NIfTI/NRRD/MHA/DICOM): "
+                        f"{_first_line(err)}") from None
+
+
+def _check_nifti_length(path: Path) -> None:
+    """ITK fills a truncated NIfTI's missing voxels with zeros and says nothing: count the bytes ourselves."""
+    import gzip
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    needed = int(float(reader.GetMetaData("vox_offset"))) + int(np.prod(reader.GetSize())) * \
+        reader.GetNumberOfComponents() * int(reader.GetMetaData("bitpix")) // 8
+    if path.name.lower().endswith(".gz"):
+        have = 0
+        try:
+            with gzip.open(path, "rb") as stream:
+                while chunk := stream.read(1 << 24):
+                    have += len(chunk)
+        except (OSError, EOFError) as err:
+            raise RuntimeError(f"the compressed stream is broken ({err})") from None
+    else:
+        have = path.stat().st_size
+    if have < needed:
+        raise RuntimeError(f"the file is truncated: its header needs {needed} bytes of data, it holds {have}")
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    # SimpleITK's messages start with a source location; the reason is the last line
+    return lines[-1] if lines else type(err).__name__
+
+
+def require_3d(image: sitk.Image, path: Path) -> None:
+    """Refuse a 2-D image (or a 3-D one a single slice thick) where a volume is expected."""
+    size = image.GetSize()
+    if image.GetDimension() != 3 or min(size) < 2:
+        raise DataError(f"{path}: a 3-D volume is expected but the image is {image.GetDimension()}-D with size "
+                        f"{'x'.join(map(str, size))}; use a 2-D backbone for 2-D images")
+
+
+def check_geometry(image: sitk.Image, mask: sitk.Image, image_path: Path, mask_path: Path,
+                   tolerance: float = 1e-3) -> None:
+    """Image and mask must share size, spacing, origin and direction (within ``tolerance``)."""
+    checks = [("size", image.GetSize(), mask.GetSize()), ("spacing", image.GetSpacing(), mask.GetSpacing()),
+              ("origin", image.GetOrigin(), mask.GetOrigin()), ("direction", image.GetDirection(), mask.GetDirection())]
+    for what, a, b in checks:
+        if len(a) != len(b) or not np.allclose(a, b, atol=tolerance, rtol=tolerance):
+            raise DataError(f"image {image_path} and mask {mask_path} disagree in {what}: {_fmt(a)} vs {_fmt(b)}; "
+                            "the mask must be drawn on this very image (resample it onto the image first)")
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+def mask_voxels(mask: sitk.Image, path: Path, label: int | None) -> np.ndarray:
+    """The region as a boolean array (z, y, x): voxels equal to ``label``, or the 1s of a 0/1 mask."""
+    values = sitk.GetArrayViewFromImage(mask)
+    labels = np.unique(values)
+    if label is None:
+        if not set(labels.tolist()) <= {0, 1}:
+            shown = ", ".join(f"{v:g}" for v in labels[:10])
+            raise DataError(f"{path}: the mask holds labels {shown}, not only 0/1; set the modality's option "
+                            "label to the one to use (for example label = 2)")
+        label = 1
+    region = values == label
+    if not region.any():
+        raise DataError(f"{path}: the mask is empty (no voxel has label {label}); check the file or the label option")
+    return region

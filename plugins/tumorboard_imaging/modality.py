@@ -1,0 +1,163 @@
+"""``imaging.radiomics``: radiomic features of each patient's image and mask, through SimpleITK."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Self
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+
+from tumorboard.api import ComponentError, DataError, FeatureBlock, InputPath, Modality, Target, apply_numeric, fit_numeric, read_table
+
+from .preprocess import Preparation, prepare
+from .radiomics import first_order, glcm, glrlm, voxel_shape
+
+FAMILIES = ("shape", "firstorder", "glcm", "glrlm")
+
+
+class ImagingInputs(BaseModel):
+    """Where each patient's image and mask are: templates, or a manifest table."""
+
+    model_config = ConfigDict(extra="forbid")
+    folder: InputPath | None = Field(None, description="Folder that template and manifest paths are relative to "
+                                     "(default: the manifest's folder; for templates, the working directory). "
+                                     "Write folder = \".\" for the spec's folder.")
+    image: str | None = Field(None, description="Image path template, e.g. 'imaging/ct_baseline/{patient_id}.nii.gz' "
+                                                "(a folder means a DICOM series).")
+    mask: str | None = Field(None, description="Mask path template, e.g. 'imaging/mask_baseline/{patient_id}.nii.gz'.")
+    manifest: InputPath | None = Field(None, description="Table with columns patient_id, image, mask (and time_point or timepoint).")
+    time_point: str | None = Field(None, description="With a manifest: use only rows of this time point.")
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if (self.manifest is None) == (self.image is None):
+            raise ValueError("give either manifest, or image and mask templates")
+        if self.image is not None and self.mask is None:
+            raise ValueError("an image template needs a mask template")
+        return self
+
+
+class ImagingRadiomics(Modality):
+    """Radiomic features from image + mask: shape, first-order, GLCM and GLRLM (IBSI definitions).
+
+    Images are read through SimpleITK (DICOM series, NIfTI, NRRD, MHA),
+    checked against their masks' geometry, optionally resampled (linear or
+    B-spline; masks nearest-neighbour), windowed and cropped; prepared arrays
+    are cached by input hash and parameters. Intensities are discretised with
+    a fixed ``bin_width``. Features are then imputed and standardised with
+    training statistics only. Patients without an image are marked absent.
+    """
+
+    name = "imaging.radiomics"
+
+    class Options(ImagingInputs):
+        model_config = ConfigDict(extra="forbid")
+        label: int | None = Field(None, description="Mask label of the region (default: the 1s of a 0/1 mask).")
+        families: list[Literal["shape", "firstorder", "glcm", "glrlm"]] = Field(
+            list(FAMILIES), description="Feature families to compute.")
+        bin_width: PositiveFloat = Field(25.0, description="Fixed bin width for discretised features (intensity units).")
+        shift: float = Field(0.0, description="Added to intensities in energy-type features (pyradiomics' voxelArrayShift).")
+        spacing: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = Field(
+            None, description="Resample to this (x, y, z) spacing in mm; default: keep the image's.")
+        interpolator: Literal["linear", "bspline"] = Field("linear", description="Image interpolator for resampling.")
+        window: tuple[float, float] | None = Field(None, description="Clip intensities to [low, high] (HU for CT).")
+        cache: Path | None = Field(Path(".tumorboard-cache/imaging"), description="Cache of prepared arrays (None: no cache).")
+
+    def _paths(self) -> dict[str, tuple[Path, Path]]:
+        o = self.options
+        if o.manifest is not None:
+            return _manifest(Path(o.manifest), o.time_point, Path(o.folder) if o.folder is not None else None)
+        return {}
+
+    def _locate(self, patient: str) -> tuple[Path, Path] | None:
+        o = self.options
+        if o.manifest is not None:
+            return self._paths().get(patient)
+        base = Path(o.folder) if o.folder is not None else Path(".")
+        image, mask = base / o.image.format(patient_id=patient), base / o.mask.format(patient_id=patient)  # type: ignore[union-attr]
+        return (image, mask) if image.exists() else None
+
+    def available_ids(self) -> set[str] | None:
+        if self.options.manifest is not None:
+            return set(self._paths())
+        return None  # templates: unknowable without a list of ids
+
+    def _features(self, patient: str) -> dict[str, float] | None:
+        found = self._locate(patient)
+        if found is None:
+            return None
+        o = self.options
+        prep = Preparation(o.spacing, o.interpolator, o.window, None, o.label)
+        image, region, spacing = prepare(found[0], found[1], prep, o.cache)
+        values = image[region]
+        out: dict[str, float] = {}
+        if "shape" in o.families:
+            out.update({f"shape:{k}": v for k, v in voxel_shape(region, spacing).items()})
+        if "firstorder" in o.families:
+            out.update({f"firstorder:{k}": v for k, v in
+                        first_order(values, float(np.prod(spacing)), o.bin_width, o.shift).items()})
+        if "glcm" in o.families:
+            out.update({f"glcm:{k}": v for k, v in glcm(image, region, o.bin_width).items()})
+        if "glrlm" in o.families:
+            out.update({f"glrlm:{k}": v for k, v in glrlm(image, region, o.bin_width).items()})
+        return out
+
+    def _matrix(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        rows = [self._features(str(i)) for i in ids]
+        names = sorted({k for r in rows if r for k in r})
+        values = np.array([[r.get(n, np.nan) for n in names] if r else [np.nan] * len(names) for r in rows], dtype=np.float64)
+        return names, values.reshape(len(ids), len(names)), np.array([r is not None for r in rows])
+
+    def fit(self, ids: Sequence[str], y: Target) -> Self:
+        if len(ids) != len(y):
+            raise ComponentError(f"{self.name}: fit() got {len(ids)} ids but {len(y)} target values")
+        names, values, present = self._matrix(ids)
+        if not present.any():
+            raise DataError(f"{self.name}: none of the {len(ids)} training patients has an image")
+        stats = fit_numeric(values[present])
+        self.feature_names_ = names
+        self.fill_, self.mean_, self.scale_ = stats.fill, stats.mean, stats.scale
+        self.low_, self.high_ = stats.low, stats.high
+        return self
+
+    def transform(self, ids: Sequence[str]) -> FeatureBlock:
+        self.check_is_fitted()
+        names, values, present = self._matrix(ids)
+        by_name = {n: k for k, n in enumerate(names)}
+        aligned = np.full((len(ids), len(self.feature_names_)), np.nan)
+        for j, name in enumerate(self.feature_names_):
+            if name in by_name:
+                aligned[:, j] = values[:, by_name[name]]
+        out = apply_numeric(aligned, self.low_, self.high_, self.fill_, self.mean_, self.scale_)
+        out[~present] = np.nan
+        return FeatureBlock(tuple(map(str, ids)), out, self.feature_names_, present, self.name)
+
+    def raw_features(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Unscaled feature values (names, matrix, presence): for reference checks and reports."""
+        return self._matrix(ids)
+
+
+@functools.lru_cache(maxsize=8)
+def _manifest_cached(path: Path, mtime: int, time_point: str | None, folder: Path | None) -> dict[str, tuple[Path, Path]]:
+    table = read_table(path, "patient_id")
+    for column in ("image", "mask"):
+        if column not in table.columns:
+            raise DataError(f"{path}: an imaging manifest needs columns patient_id, image, mask; it has {table.columns}")
+    if time_point is not None:
+        column = next((c for c in ("time_point", "timepoint") if c in table.columns), None)
+        if column is None:
+            raise DataError(f"{path}: time_point = {time_point!r} was asked but the manifest has no time_point column")
+        table = table.filter(pl.col(column).cast(pl.String) == time_point)
+    if table["patient_id"].is_duplicated().any():
+        dup = table.filter(table["patient_id"].is_duplicated())["patient_id"][0]
+        raise DataError(f"{path}: patient {dup!r} has more than one row; set time_point to pick one scan per patient")
+    base = folder if folder is not None else path.parent
+    return {pid: (base / image, base / mask) for pid, image, mask in table.select("patient_id", "image", "mask").iter_rows()}
+
+
+def _manifest(path: Path, time_point: str | None, folder: Path | None) -> dict[str, tuple[Path, Path]]:
+    return _manifest_cached(path, path.stat().st_mtime_ns, time_point, folder)

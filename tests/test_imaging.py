@@ -1,0 +1,165 @@
+"""imaging.radiomics: SimpleITK input checks, preprocessing cache, features against pyradiomics' baselines."""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import SimpleITK as sitk
+
+from tumorboard.api import DataError, Target
+from tumorboard.synth import SynthOptions, generate
+from tumorboard.testing import parametrize_with_checks
+from tumorboard_imaging.io import check_geometry, mask_voxels, read_image, require_3d
+from tumorboard_imaging.modality import ImagingRadiomics
+from tumorboard_imaging.preprocess import Preparation, prepare
+from tumorboard_imaging.radiomics import first_order, glcm, glrlm, voxel_shape
+
+from conftest import SHARED_DATA
+
+COHORT = generate(Path(tempfile.mkdtemp(prefix="tumorboard-imaging-")) / "c", SynthOptions(patients=60, seed=3))
+CACHE = Path(tempfile.mkdtemp(prefix="tumorboard-imaging-cache-"))
+IDS = pl.read_csv(COHORT / "outcomes.csv")["patient_id"].to_list()
+PYRADIOMICS = SHARED_DATA / "pyradiomics-testcases"
+
+
+def radiomics(**options) -> ImagingRadiomics:
+    return ImagingRadiomics(manifest=COHORT / "imaging" / "manifest.csv", folder=COHORT, time_point="baseline",
+                            cache=CACHE, **options)
+
+
+@parametrize_with_checks([radiomics(families=["shape", "firstorder"])])
+def test_follows_the_component_contract(component, check):
+    check(component)
+
+
+def test_volume_follows_the_planted_tumour_volume():
+    names, values, present = radiomics(families=["shape"]).raw_features(IDS)
+    truth = pl.read_parquet(COHORT / "ground_truth.parquet").filter(pl.col("patient_id").is_in(IDS))
+    volume = values[present, names.index("shape:VoxelVolume")]
+    r = np.corrcoef(volume, truth["planted_volume_mm3"].to_numpy()[present])[0, 1]
+    print("r(radiomics volume, planted volume) =", round(r, 3))
+    assert r >= 0.95
+
+
+def test_patients_without_a_scan_are_absent():
+    block = radiomics(families=["firstorder"]).fit(IDS, Target("binary", np.arange(60) % 2, None, ("0", "1"))).transform(IDS)
+    scanned = set(pl.read_csv(COHORT / "imaging" / "manifest.csv").filter(pl.col("timepoint") == "baseline")["patient_id"])
+    assert [i in scanned for i in IDS] == block.presence.tolist()
+    assert 0 < block.presence.sum() < 60
+
+
+def test_prepared_arrays_are_cached(tmp_path):
+    row = pl.read_csv(COHORT / "imaging" / "manifest.csv").row(0, named=True)
+    image, mask = COHORT / row["image"], COHORT / row["mask"]
+    prep = Preparation(spacing=(2.0, 2.0, 2.0), window=(-1000.0, 400.0))
+    first = prepare(image, mask, prep, tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    second = prepare(image, mask, prep, tmp_path)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    assert first[2] == (2.0, 2.0, 2.0) and first[0].max() <= 400 and first[0].min() >= -1000
+    prepare(image, mask, Preparation(spacing=(3.0, 3.0, 3.0)), tmp_path)  # other parameters: another entry
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
+@pytest.mark.skipif(not PYRADIOMICS.exists(), reason="shared/data/pyradiomics-testcases is absent (pyradiomics' baselines)")
+@pytest.mark.parametrize("case", ["brain1", "brain2", "breast1"])
+def test_features_match_pyradiomics_baselines(case):
+    image = read_image(PYRADIOMICS / f"{case}_image.nrrd")
+    region = mask_voxels(read_image(PYRADIOMICS / f"{case}_label.nrrd"), Path(case), 1)
+    array = sitk.GetArrayFromImage(image).astype(np.float64)
+    spacing = image.GetSpacing()[::-1]
+    ours = {"firstorder": first_order(array[region], float(np.prod(spacing)), 25.0, 2000.0),
+            "shape": voxel_shape(region, spacing), "glcm": glcm(array, region, 25.0), "glrlm": glrlm(array, region, 25.0)}
+    ours["firstorder"]["Kurtosis"] += 3  # pyradiomics reports kurtosis, IBSI excess kurtosis
+    checked = 0
+    for family, features in ours.items():
+        with open(PYRADIOMICS / "baseline" / f"baseline_{family}.csv", encoding="utf-8") as handle:
+            rows = {r[0]: r for r in csv.reader(handle)}
+        column = rows["featureName"].index(case)
+        for name, value in features.items():
+            reference = float(rows[f"original_{family}_{name}"][column])
+            if name.endswith("AxisLength"):  # pyradiomics divides the covariance by n, IBSI by n - 1
+                n = region.sum()
+                reference *= np.sqrt(n / (n - 1))
+            assert value == pytest.approx(reference, rel=1e-6, abs=1e-9), f"{family}:{name}"
+            checked += 1
+    assert checked == 18 + 6 + 24 + 16
+
+
+# --- bad input -------------------------------------------------------------
+
+def _write(array: np.ndarray, path: Path, spacing=(1.0, 1.0, 1.0), origin=None) -> Path:
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing[: image.GetDimension()])
+    if origin is not None:
+        image.SetOrigin(origin)
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def test_corrupt_or_truncated_file_is_named(tmp_path):
+    good = _write(np.zeros((8, 8, 8), np.int16), tmp_path / "scan.nii")
+    data = good.read_bytes()
+    (tmp_path / "cut.nii").write_bytes(data[: len(data) // 3])
+    with pytest.raises(DataError, match=r"cut\.nii: cannot be read as an image"):
+        read_image(tmp_path / "cut.nii")
+    (tmp_path / "junk.mha").write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match=r"junk\.mha: cannot be read"):
+        read_image(tmp_path / "junk.mha")
+
+
+def test_2d_image_where_3d_is_expected(tmp_path):
+    path = _write(np.zeros((16, 16), np.int16), tmp_path / "slice.nrrd")
+    with pytest.raises(DataError, match=r"slice\.nrrd: a 3-D volume is expected but the image is 2-D"):
+        require_3d(read_image(path), path)
+
+
+def test_empty_mask_is_an_error(tmp_path):
+    path = _write(np.zeros((4, 4, 4), np.uint8), tmp_path / "mask.nrrd")
+    with pytest.raises(DataError, match=r"mask\.nrrd: the mask is empty"):
+        mask_voxels(read_image(path), path, None)
+
+
+def test_mask_labels_other_than_0_1_need_the_label_option(tmp_path):
+    labels = np.zeros((4, 4, 4), np.uint8)
+    labels[1, 1, 1], labels[2, 2, 2] = 1, 2
+    path = _write(labels, tmp_path / "labels.nrrd")
+    with pytest.raises(DataError, match=r"labels\.nrrd: the mask holds labels 0, 1, 2.*set the modality's option label"):
+        mask_voxels(read_image(path), path, None)
+    assert mask_voxels(read_image(path), path, 2).sum() == 1
+
+
+def test_mismatched_geometry_names_both_files(tmp_path):
+    image = _write(np.zeros((4, 5, 6), np.int16), tmp_path / "ct.nrrd", spacing=(1.0, 1.0, 2.0))
+    mask = _write(np.ones((4, 5, 6), np.uint8), tmp_path / "seg.nrrd", spacing=(1.0, 1.0, 2.5))
+    with pytest.raises(DataError, match=r"ct\.nrrd and mask .*seg\.nrrd disagree in spacing: \(1, 1, 2\) vs \(1, 1, 2.5\)"):
+        check_geometry(read_image(image), read_image(mask), image, mask)
+
+
+def test_dicom_folder_mixing_two_series(tmp_path):
+    dicom = next((COHORT / "imaging" / "dicom").iterdir()) / "baseline"
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for k, f in enumerate(sorted(dicom.glob("*.dcm"))[:3]):
+        (mixed / f"a{k}.dcm").write_bytes(f.read_bytes())
+    # a second series: the same slices with another SeriesInstanceUID
+    reader = sitk.ImageFileReader()
+    for k, f in enumerate(sorted(dicom.glob("*.dcm"))[:3]):
+        reader.SetFileName(str(f))
+        image = reader.Execute()
+        for key in reader.GetMetaDataKeys():
+            image.SetMetaData(key, reader.GetMetaData(key))
+        image.SetMetaData("0020|000e", "2.25.1234567890")
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        writer.SetFileName(str(mixed / f"b{k}.dcm"))
+        writer.Execute(image)
+    with pytest.raises(DataError, match=r"mixed: the folder mixes 2 DICOM series"):
+        read_image(mixed)
+    assert read_image(dicom).GetDimension() == 3  # one series per folder reads fine
