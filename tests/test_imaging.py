@@ -163,3 +163,60 @@ def test_dicom_folder_mixing_two_series(tmp_path):
     with pytest.raises(DataError, match=r"mixed: the folder mixes 2 DICOM series"):
         read_image(mixed)
     assert read_image(dicom).GetDimension() == 3  # one series per folder reads fine
+
+
+# --- imaging.cnn -------------------------------------------------------------
+
+from tumorboard_imaging.cnn import ImagingCNN  # noqa: E402
+
+TINY_CNN = {"shape": [8, 8, 8], "patch": 4, "width": 8, "depth": 1, "epochs": 2, "patience": 1, "batch_size": 16}
+
+
+def cnn(**options) -> ImagingCNN:
+    return ImagingCNN(manifest=COHORT / "imaging" / "manifest.csv", folder=COHORT, time_point="baseline", cache=CACHE,
+                      **{**TINY_CNN, **options})
+
+
+@parametrize_with_checks([cnn()])
+def test_cnn_follows_the_component_contract(component, check):
+    check(component)
+
+
+# each fit compiles a network: the second backbone's kit run is a heavy check
+@pytest.mark.slow
+@parametrize_with_checks([cnn(backbone="resnet", width=4, output_head=True)])
+def test_cnn_resnet_follows_the_component_contract(component, check):
+    check(component)
+
+
+def test_cnn_learns_a_planted_2d_pattern(tmp_path):
+    # bright square top-left = class 1: the mixer must find it from 120 small images
+    rng = np.random.default_rng(0)
+    rows, labels = [], []
+    for k in range(160):
+        image = rng.normal(0, 1, (16, 16)).astype(np.float32)
+        label = int(k % 2)
+        if label:
+            image[2:7, 2:7] += 2.0
+        sitk.WriteImage(sitk.GetImageFromArray(image), str(tmp_path / f"i{k}.mha"))
+        rows.append({"patient_id": f"I{k}", "image": f"i{k}.mha"})
+        labels.append(label)
+    pl.DataFrame(rows).write_csv(tmp_path / "manifest.csv")
+    ids = [r["patient_id"] for r in rows]
+    model = ImagingCNN(manifest=tmp_path / "manifest.csv", shape=[16, 16], patch=4, width=16, depth=1, epochs=60,
+                       patience=10, crop_margin_mm=None, output_head=True, max_shift=0, cache=None)
+    y = Target("binary", np.array(labels), None, ("0", "1"))
+    block = model.fit(ids[:120], y.take(np.arange(120))).transform(ids[120:])
+    from sklearn.metrics import roc_auc_score
+
+    auroc = roc_auc_score(labels[120:], block.values[:, -1])
+    print("held-out AUROC of the planted pattern", round(auroc, 3))
+    assert auroc > 0.9
+
+
+def test_cnn_refuses_a_2d_image_for_a_3d_shape(tmp_path):
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((16, 16), np.float32)), str(tmp_path / "flat.mha"))
+    pl.DataFrame({"patient_id": ["A"], "image": ["flat.mha"]}).write_csv(tmp_path / "manifest.csv")
+    model = ImagingCNN(manifest=tmp_path / "manifest.csv", shape=[16, 16, 16], crop_margin_mm=None, cache=None)
+    with pytest.raises(DataError, match=r"flat\.mha: the image is 2-D but shape asks for 3-D input; set shape to 2 sizes"):
+        model.fit(["A"], Target("binary", np.array([1]), None, ("0", "1")))

@@ -35,13 +35,37 @@ class ImagingInputs(BaseModel):
     @model_validator(mode="after")
     def _one_way(self):
         if (self.manifest is None) == (self.image is None):
-            raise ValueError("give either manifest, or image and mask templates")
-        if self.image is not None and self.mask is None:
-            raise ValueError("an image template needs a mask template")
+            raise ValueError("give either manifest, or image (and mask) templates")
         return self
 
 
-class ImagingRadiomics(Modality):
+class ImagingSource(Modality):
+    """Shared by the imaging components: where each patient's image and mask are."""
+
+    Options = ImagingInputs
+
+    def _paths(self) -> dict[str, tuple[Path, Path | None]]:
+        o = self.options
+        if o.manifest is not None:
+            return _manifest(Path(o.manifest), o.time_point, Path(o.folder) if o.folder is not None else None)
+        return {}
+
+    def _locate(self, patient: str) -> tuple[Path, Path | None] | None:
+        o = self.options
+        if o.manifest is not None:
+            return self._paths().get(patient)
+        base = Path(o.folder) if o.folder is not None else Path(".")
+        image = base / o.image.format(patient_id=patient)  # type: ignore[union-attr]
+        mask = base / o.mask.format(patient_id=patient) if o.mask else None
+        return (image, mask) if image.exists() else None
+
+    def available_ids(self) -> set[str] | None:
+        if self.options.manifest is not None:
+            return set(self._paths())
+        return None  # templates: unknowable without a list of ids
+
+
+class ImagingRadiomics(ImagingSource):
     """Radiomic features from image + mask: shape, first-order, GLCM and GLRLM (IBSI definitions).
 
     Images are read through SimpleITK (DICOM series, NIfTI, NRRD, MHA),
@@ -67,29 +91,12 @@ class ImagingRadiomics(Modality):
         window: tuple[float, float] | None = Field(None, description="Clip intensities to [low, high] (HU for CT).")
         cache: Path | None = Field(Path(".tumorboard-cache/imaging"), description="Cache of prepared arrays (None: no cache).")
 
-    def _paths(self) -> dict[str, tuple[Path, Path]]:
-        o = self.options
-        if o.manifest is not None:
-            return _manifest(Path(o.manifest), o.time_point, Path(o.folder) if o.folder is not None else None)
-        return {}
-
-    def _locate(self, patient: str) -> tuple[Path, Path] | None:
-        o = self.options
-        if o.manifest is not None:
-            return self._paths().get(patient)
-        base = Path(o.folder) if o.folder is not None else Path(".")
-        image, mask = base / o.image.format(patient_id=patient), base / o.mask.format(patient_id=patient)  # type: ignore[union-attr]
-        return (image, mask) if image.exists() else None
-
-    def available_ids(self) -> set[str] | None:
-        if self.options.manifest is not None:
-            return set(self._paths())
-        return None  # templates: unknowable without a list of ids
-
     def _features(self, patient: str) -> dict[str, float] | None:
         found = self._locate(patient)
         if found is None:
             return None
+        if found[1] is None:
+            raise DataError(f"{self.name}: radiomics needs a mask for {found[0]}; give a mask template or a mask column")
         o = self.options
         prep = Preparation(o.spacing, o.interpolator, o.window, None, o.label)
         image, region, spacing = prepare(found[0], found[1], prep, o.cache)
@@ -144,9 +151,8 @@ class ImagingRadiomics(Modality):
 @functools.lru_cache(maxsize=8)
 def _manifest_cached(path: Path, mtime: int, time_point: str | None, folder: Path | None) -> dict[str, tuple[Path, Path]]:
     table = read_table(path, "patient_id")
-    for column in ("image", "mask"):
-        if column not in table.columns:
-            raise DataError(f"{path}: an imaging manifest needs columns patient_id, image, mask; it has {table.columns}")
+    if "image" not in table.columns:
+        raise DataError(f"{path}: an imaging manifest needs columns patient_id, image (and mask); it has {table.columns}")
     if time_point is not None:
         column = next((c for c in ("time_point", "timepoint") if c in table.columns), None)
         if column is None:
@@ -156,7 +162,9 @@ def _manifest_cached(path: Path, mtime: int, time_point: str | None, folder: Pat
         dup = table.filter(table["patient_id"].is_duplicated())["patient_id"][0]
         raise DataError(f"{path}: patient {dup!r} has more than one row; set time_point to pick one scan per patient")
     base = folder if folder is not None else path.parent
-    return {pid: (base / image, base / mask) for pid, image, mask in table.select("patient_id", "image", "mask").iter_rows()}
+    masks = table["mask"].to_list() if "mask" in table.columns else [None] * table.height
+    return {pid: (base / image, base / mask if mask else None)
+            for pid, image, mask in zip(table["patient_id"].to_list(), table["image"].to_list(), masks, strict=True)}
 
 
 def _manifest(path: Path, time_point: str | None, folder: Path | None) -> dict[str, tuple[Path, Path]]:

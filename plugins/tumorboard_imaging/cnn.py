@@ -1,0 +1,190 @@
+"""``imaging.cnn``: a Flax imaging network trained inside each training fold; its embedding becomes features."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import numpy as np
+from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt
+
+from tumorboard.api import ComponentError, DataError, FeatureBlock, Target
+
+from .modality import ImagingInputs, ImagingSource
+from .preprocess import Preparation, prepare
+
+
+@functools.lru_cache(maxsize=4096)
+def _load(image: Path, mask: Path | None, shape: tuple[int, ...], spacing, window, margin, label, cache) -> np.ndarray:
+    """One patient's image, cropped around its mask (when there is one), resized to ``shape``, z-scored."""
+    from scipy.ndimage import zoom
+
+    import SimpleITK as sitk
+
+    from .io import read_image
+
+    if mask is not None:
+        array, _, _ = prepare(image, mask, Preparation(spacing, "linear", window, margin, label), cache)
+    else:
+        array = sitk.GetArrayFromImage(read_image(image)).astype(np.float32)
+        if window is not None:
+            array = np.clip(array, *window)
+    array = np.squeeze(array)
+    if array.ndim != len(shape):
+        raise DataError(f"{image}: the image is {array.ndim}-D but shape asks for {len(shape)}-D input; "
+                        f"set shape to {len(shape) if array.ndim == len(shape) else array.ndim} sizes")
+    resized = zoom(array, [t / s for t, s in zip(shape, array.shape, strict=True)], order=1)
+    resized = resized[tuple(slice(0, t) for t in shape)]
+    sd = resized.std()
+    return ((resized - resized.mean()) / (sd if sd > 0 else 1.0)).astype(np.float32)
+
+
+class ImagingCNN(ImagingSource):
+    """An imaging network (Flax) trained on the run's target inside each training fold.
+
+    2-D or 3-D by ``shape``. Each image is cropped around its mask with a
+    margin (when a mask is given), resized to ``shape`` and z-scored. The
+    default ``mixer`` backbone (patch embedding + MLP-Mixer: all matmuls) is
+    the fast one on a CPU; ``resnet`` is a small ResNet of standard
+    convolutions, for a GPU. Trained with optax AdamW, augmentation (random
+    flips, shifts of up to ``max_shift`` voxels, intensity jitter) and early
+    stopping on a validation split of the training patients, under the seed.
+    Outputs the penultimate embedding (and with ``output_head`` the network's
+    own prediction). Parameters are saved with Flax's msgpack serialisation.
+    A patient with no image is marked absent.
+    """
+
+    name = "imaging.cnn"
+
+    class Options(ImagingInputs):
+        model_config = ConfigDict(extra="forbid")
+        shape: list[PositiveInt] = Field([32, 32, 32], min_length=2, max_length=3,
+                                         description="Network input size: 3 sizes (z, y, x) for volumes, 2 for images.")
+        backbone: Literal["mixer", "resnet"] = Field("mixer", description="mixer (fast on CPUs) or resnet (convolutions).")
+        patch: PositiveInt = Field(4, description="Patch size of the mixer backbone (voxels per side).")
+        width: PositiveInt = Field(64, description="Embedding width (mixer) or first-stage channels (resnet).")
+        depth: PositiveInt = Field(2, description="Mixer blocks or ResNet stages.")
+        label: int | None = Field(None, description="Mask label of the region (default: the 1s of a 0/1 mask).")
+        spacing: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = Field(None, description="Resample first (mm).")
+        window: tuple[float, float] | None = Field(None, description="Clip intensities to [low, high] (HU for CT).")
+        crop_margin_mm: float | None = Field(20.0, description="Crop around the mask with this margin (None: whole image).")
+        augment: bool = Field(True, description="Random flips, shifts and intensity jitter while training.")
+        max_shift: int = Field(2, ge=0, description="Largest random shift in voxels.")
+        output_head: bool = Field(False, description="Add the network's own prediction as one more feature.")
+        epochs: PositiveInt = Field(100, description="Most epochs; early stopping usually ends sooner.")
+        patience: PositiveInt = Field(15, description="Epochs without a better validation loss before stopping.")
+        batch_size: PositiveInt = Field(64, description="Images per step.")
+        learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate.")
+        weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
+        validation_fraction: float = Field(0.2, ge=0, lt=0.9, description="Share of training patients held out for early stopping.")
+        cache: Path | None = Field(Path(".tumorboard-cache/imaging"), description="Cache of prepared arrays (None: no cache).")
+
+    def _images(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        o = self.options
+        shape = tuple(o.shape)
+        out = np.zeros((len(ids), *shape, 1), np.float32)
+        present = np.zeros(len(ids), bool)
+        for k, patient in enumerate(ids):
+            found = self._locate(str(patient))
+            if found is None:
+                continue
+            out[k, ..., 0] = _load(found[0], found[1], shape, o.spacing, o.window, o.crop_margin_mm, o.label, o.cache)
+            present[k] = True
+        return out, present
+
+    def _net(self):
+        from tumorboard.api import head_outputs
+
+        from .networks import backbone
+
+        o = self.options
+        if o.backbone == "mixer" and any(s % o.patch for s in o.shape):
+            raise ComponentError(f"{self.name}: every size in shape {o.shape} must be a multiple of patch = {o.patch}")
+        return backbone(o.backbone, o.patch, o.width, o.depth, head_outputs(self.kind_, self.n_classes_))
+
+    def fit(self, ids: Sequence[str], y: Target) -> Self:
+        import jax
+        import jax.numpy as jnp
+
+        from tumorboard.api import TrainSettings, fit_adamw, head_loss, params_to_bytes, split_validation
+
+        if len(ids) != len(y):
+            raise ComponentError(f"{self.name}: fit() got {len(ids)} ids but {len(y)} target values")
+        o = self.options
+        self.kind_, self.n_classes_ = y.kind, y.n_classes
+        x, present = self._images(ids)
+        if not present.any():
+            raise DataError(f"{self.name}: none of the {len(ids)} training patients has an image")
+        target = np.asarray(y.values, np.float32)
+        if y.kind == "regression":
+            target = (target - target.mean()) / (target.std() or 1.0)
+        event = np.asarray(y.event if y.event is not None else np.ones(len(y)), np.float32)
+        net = self._net()
+        params = net.init(jax.random.PRNGKey(self.seed), jnp.zeros((1, *o.shape, 1)))["params"]
+        spatial = tuple(range(1, len(o.shape) + 1))
+
+        def augment(images, key):
+            keys = jax.random.split(key, len(spatial) + 3)
+            for axis, k in zip(spatial, keys, strict=False):
+                flip = jax.random.bernoulli(k, 0.5, (images.shape[0],) + (1,) * (images.ndim - 1))
+                images = jnp.where(flip, jnp.flip(images, axis=axis), images)
+            if o.max_shift:
+                shifts = jax.random.randint(keys[-3], (len(spatial),), -o.max_shift, o.max_shift + 1)
+                images = jnp.roll(images, shifts, axis=spatial)
+            scale = 1 + 0.1 * jax.random.normal(keys[-2], (images.shape[0],) + (1,) * (images.ndim - 1))
+            shift = 0.1 * jax.random.normal(keys[-1], (images.shape[0],) + (1,) * (images.ndim - 1))
+            return images * scale + shift
+
+        def loss_fn(params, batch, key):
+            images, target_b, event_b = batch
+            if key is not None and o.augment:
+                images = augment(images, key)
+            _, head = net.apply({"params": params}, images)
+            return head_loss(self.kind_, head, target_b, event_b, jnp.ones(images.shape[0]))
+
+        rows = np.flatnonzero(present)
+        fit_rows, val_rows = split_validation(rows, o.validation_fraction, self.seed)
+        take = lambda r: (x[r], target[r], event[r])  # noqa: E731
+        settings = TrainSettings(o.learning_rate, o.weight_decay, o.batch_size, o.epochs, o.patience)
+        params, history = fit_adamw(params, loss_fn, take(fit_rows), take(val_rows) if len(val_rows) else None,
+                                    settings, self.seed)
+        self.params_ = params_to_bytes(params)
+        self.best_epoch_ = int(history["best_epoch"])
+        self.epochs_run_ = len(history["train"])
+        self._params = params
+        return self
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        self._params = None
+
+    def transform(self, ids: Sequence[str]) -> FeatureBlock:
+        import jax
+        import jax.numpy as jnp
+
+        from tumorboard.api import params_from_bytes
+
+        self.check_is_fitted()
+        net = self._net()
+        if getattr(self, "_params", None) is None:
+            template = net.init(jax.random.PRNGKey(0), jnp.zeros((1, *self.options.shape, 1)))["params"]
+            self._params = params_from_bytes(template, self.params_)
+        x, present = self._images(ids)
+        apply = jax.jit(lambda p, images: net.apply({"params": p}, images))
+        embeddings, heads = [], []
+        for lo in range(0, len(x), 256):
+            e, h = apply(self._params, x[lo:lo + 256])
+            embeddings.append(np.asarray(e))
+            heads.append(np.asarray(h))
+        emb = np.concatenate(embeddings) if embeddings else np.zeros((0, self.options.width))
+        names = [f"embedding_{j + 1}" for j in range(emb.shape[1])]
+        values = emb
+        if self.options.output_head:
+            head = np.concatenate(heads)
+            names += ["head"] if head.shape[1] == 1 else [f"head_{j + 1}" for j in range(head.shape[1])]
+            values = np.concatenate([emb, head], axis=1)
+        values = values.astype(np.float64)
+        values[~present] = np.nan
+        return FeatureBlock(tuple(map(str, ids)), values, names, present, self.name)
