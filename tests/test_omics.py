@@ -263,9 +263,11 @@ def test_ids_that_match_no_cohort_patient(tmp_path):
     assert any("5 ids in the file are not in the cohort" in n for n in result.warnings)
 
 
+NO_TCGA = "shared/data/tcga-ucec-mcat is absent (TCGA-UCEC with MCAT's folds)"
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED_DATA / "tcga-ucec-mcat").exists(),
-                    reason="shared/data/tcga-ucec-mcat is absent (TCGA-UCEC with MCAT's folds)")
+@pytest.mark.skipif(not (SHARED_DATA / "tcga-ucec-mcat").exists(), reason=NO_TCGA)
 def test_tcga_ucec_pca_beats_the_genomic_only_baseline(tmp_path):
     import subprocess
     import sys
