@@ -26,13 +26,15 @@ import numpy as np
 import SimpleITK as sitk
 
 from tumorboard_imaging.io import mask_voxels, read_image
-from tumorboard_imaging.radiomics import first_order, glcm, glrlm, voxel_shape
+from tumorboard_imaging.radiomics import first_order, glcm, glrlm, mesh_shape, voxel_shape
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
 DOCS = HERE.parent / "docs" / "imaging.md"
 
-IBSI = {  # IBSI tag -> our feature; features IBSI defines that we do not compute are listed as such
+IBSI = {  # IBSI tag -> our feature
+    "morph_volume": "shape:MeshVolume", "morph_area_mesh": "shape:SurfaceArea", "morph_av": "shape:SurfaceVolumeRatio",
+    "morph_sphericity": "shape:Sphericity", "morph_diam": "shape:Maximum3DDiameter",
     "morph_vol_approx": "shape:VoxelVolume", "morph_pca_maj_axis": "shape:MajorAxisLength",
     "morph_pca_min_axis": "shape:MinorAxisLength", "morph_pca_least_axis": "shape:LeastAxisLength",
     "morph_pca_elongation": "shape:Elongation", "morph_pca_flatness": "shape:Flatness",
@@ -68,6 +70,7 @@ def features(image_path: Path, mask_path: Path, bin_width: float, shift: float) 
     spacing = image.GetSpacing()[::-1]
     out = {f"firstorder:{k}": v for k, v in first_order(array[region], float(np.prod(spacing)), bin_width, shift).items()}
     out.update({f"shape:{k}": v for k, v in voxel_shape(region, spacing).items()})
+    out.update({f"shape:{k}": v for k, v in mesh_shape(region, spacing).items()})
     out.update({f"glcm:{k}": v for k, v in glcm(array, region, bin_width).items()})
     out.update({f"glrlm:{k}": v for k, v in glrlm(array, region, bin_width).items()})
     return out

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validato
 from tumorboard.api import ComponentError, DataError, FeatureBlock, InputPath, Modality, Target, apply_numeric, fit_numeric, read_table
 
 from .preprocess import Preparation, prepare
-from .radiomics import first_order, glcm, glrlm, voxel_shape
+from .radiomics import first_order, glcm, glrlm, mesh_shape, voxel_shape
 
 FAMILIES = ("shape", "firstorder", "glcm", "glrlm")
 
@@ -104,6 +104,7 @@ class ImagingRadiomics(ImagingSource):
         out: dict[str, float] = {}
         if "shape" in o.families:
             out.update({f"shape:{k}": v for k, v in voxel_shape(region, spacing).items()})
+            out.update({f"shape:{k}": v for k, v in mesh_shape(region, spacing).items()})
         if "firstorder" in o.families:
             out.update({f"firstorder:{k}": v for k, v in
                         first_order(values, float(np.prod(spacing)), o.bin_width, o.shift).items()})
