@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
 
+    from tumorboard.api import TrainSettings
     from tumorboard_omics.autoencoder import (
         LayerAutoencoder,
         Settings,
@@ -75,7 +76,7 @@ def main() -> None:
     data = TrainData((x,), (np.ones_like(x),), np.ones((args.patients, 1), np.float32),
                      np.zeros(args.patients, np.float32), np.ones(args.patients, np.float32))
     model = LayerAutoencoder((args.genes,), tuple(hidden), latent, False, 0)
-    settings = Settings("none", batch_size=args.batch, epochs=args.epochs, patience=args.epochs + 1)
+    settings = Settings("none", loop=TrainSettings(batch_size=args.batch, epochs=args.epochs, patience=args.epochs + 1))
 
     stamps: list[float] = []
     start = time.perf_counter()

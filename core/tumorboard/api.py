@@ -20,6 +20,7 @@ from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .metrics import DEFAULT_METRICS, GREATER_IS_BETTER, METRICS, score
 from .preprocess import NumericStats, apply_numeric, fit_numeric
 from .tables import check_unique_ids, read_table, row_label
+from .training import TrainSettings, train_settings, training_options
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -53,12 +54,15 @@ __all__ = [
     "hookimpl",
     "read_table",
     "row_label",
+    "TrainSettings",
+    "train_settings",
+    "training_options",
     "score",
 ]
 
 # JAX helpers for plugins that train networks, imported on first use so that
 # `import tumorboard.api` does not import JAX
-_NEURAL = ("TrainSettings", "cox_loss", "epoch_batches", "fit_adamw", "head_loss", "head_outputs",
+_NEURAL = ("cox_loss", "epoch_batches", "fit_adamw", "head_loss", "head_outputs",
            "params_from_bytes", "params_to_bytes", "split_validation")
 
 

@@ -9,13 +9,14 @@ as much as a step of a small network — and stops early on a validation loss.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from .training import TrainSettings
 
 
 def cox_loss(risk: jnp.ndarray, time: jnp.ndarray, event: jnp.ndarray, weight: jnp.ndarray) -> jnp.ndarray:
@@ -49,17 +50,6 @@ def head_loss(task: str, head: jnp.ndarray, target: jnp.ndarray, event: jnp.ndar
 def head_outputs(task: str, n_classes: int) -> int:
     """Width of a prediction head for the task."""
     return n_classes if task == "multiclass" else 1
-
-
-@dataclass
-class TrainSettings:
-    """Optimiser and stopping rule of ``fit_adamw``."""
-
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 256
-    epochs: int = 200
-    patience: int = 20
 
 
 def epoch_batches(rng: np.random.Generator, n: int, size: int) -> np.ndarray:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import ConfigDict, Field, PositiveInt
 
-from tumorboard.api import ComponentError, FeatureBlock, Fusion, Target
+from tumorboard.api import ComponentError, FeatureBlock, Fusion, Target, train_settings, training_options
 
 from .checks import check_fit_inputs, check_transform_inputs
 from .concat import ConcatFusion
@@ -56,19 +56,13 @@ class AttentionFusion(Fusion):
 
     name = "fusion.attention"
 
-    class Options(BaseModel):
+    class Options(training_options(batch_size=128, weight_decay=1e-3)):
         model_config = ConfigDict(extra="forbid")
         width: PositiveInt = Field(32, description="Shared token width (the fused embedding's size).")
         heads: PositiveInt = Field(4, description="Attention heads (width must be divisible by it).")
         depth: PositiveInt = Field(1, description="Attention blocks.")
         modality_dropout: float = Field(0.2, ge=0, lt=1, description="Chance of hiding each present modality in a training step.")
         output_head: bool = Field(True, description="Add the head's prediction as a feature.")
-        epochs: PositiveInt = Field(200, description="Most epochs; early stopping usually ends sooner.")
-        patience: PositiveInt = Field(20, description="Epochs without a better validation loss before stopping.")
-        batch_size: PositiveInt = Field(128, description="Patients per step.")
-        learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate.")
-        weight_decay: float = Field(1e-3, ge=0, description="AdamW weight decay.")
-        validation_fraction: float = Field(0.2, ge=0, lt=0.9, description="Share of training patients held out for early stopping.")
 
     def _net(self):
         from tumorboard.api import head_outputs
@@ -87,7 +81,7 @@ class AttentionFusion(Fusion):
         import jax
         import jax.numpy as jnp
 
-        from tumorboard.api import TrainSettings, fit_adamw, head_loss, params_to_bytes, split_validation
+        from tumorboard.api import fit_adamw, head_loss, params_to_bytes, split_validation
 
         check_fit_inputs(self.name, blocks, y)
         o = self.options
@@ -119,9 +113,8 @@ class AttentionFusion(Fusion):
         rows = np.flatnonzero(present.sum(axis=1) > 0)
         fit_rows, val_rows = split_validation(rows, o.validation_fraction, self.seed)
         take = lambda r: (tuple(x[r] for x in xs), present[r], target[r], event[r])  # noqa: E731
-        settings = TrainSettings(o.learning_rate, o.weight_decay, o.batch_size, o.epochs, o.patience)
         params, history = fit_adamw(params, loss_fn, take(fit_rows), take(val_rows) if len(val_rows) else None,
-                                    settings, self.seed)
+                                    train_settings(o), self.seed)
         self.params_ = params_to_bytes(params)
         self.best_epoch_ = int(history["best_epoch"])
         self._params = params

@@ -10,7 +10,7 @@ from typing import Any, Literal, Self
 import numpy as np
 from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt
 
-from tumorboard.api import ComponentError, DataError, FeatureBlock, Target
+from tumorboard.api import ComponentError, DataError, FeatureBlock, Target, train_settings, training_options
 
 from .modality import ImagingInputs, ImagingSource
 from .preprocess import Preparation, prepare
@@ -58,7 +58,7 @@ class ImagingCNN(ImagingSource):
 
     name = "imaging.cnn"
 
-    class Options(ImagingInputs):
+    class Options(ImagingInputs, training_options(epochs=100, patience=15, batch_size=64)):
         model_config = ConfigDict(extra="forbid")
         shape: list[PositiveInt] = Field([32, 32, 32], min_length=2, max_length=3,
                                          description="Network input size: 3 sizes (z, y, x) for volumes, 2 for images.")
@@ -73,12 +73,6 @@ class ImagingCNN(ImagingSource):
         augment: bool = Field(True, description="Random flips, shifts and intensity jitter while training.")
         max_shift: int = Field(2, ge=0, description="Largest random shift in voxels.")
         output_head: bool = Field(False, description="Add the network's own prediction as one more feature.")
-        epochs: PositiveInt = Field(100, description="Most epochs; early stopping usually ends sooner.")
-        patience: PositiveInt = Field(15, description="Epochs without a better validation loss before stopping.")
-        batch_size: PositiveInt = Field(64, description="Images per step.")
-        learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate.")
-        weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
-        validation_fraction: float = Field(0.2, ge=0, lt=0.9, description="Share of training patients held out for early stopping.")
         cache: Path | None = Field(Path(".tumorboard-cache/imaging"), description="Cache of prepared arrays (None: no cache).")
 
     def _images(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +102,7 @@ class ImagingCNN(ImagingSource):
         import jax
         import jax.numpy as jnp
 
-        from tumorboard.api import TrainSettings, fit_adamw, head_loss, params_to_bytes, split_validation
+        from tumorboard.api import fit_adamw, head_loss, params_to_bytes, split_validation
 
         if len(ids) != len(y):
             raise ComponentError(f"{self.name}: fit() got {len(ids)} ids but {len(y)} target values")
@@ -147,9 +141,8 @@ class ImagingCNN(ImagingSource):
         rows = np.flatnonzero(present)
         fit_rows, val_rows = split_validation(rows, o.validation_fraction, self.seed)
         take = lambda r: (x[r], target[r], event[r])  # noqa: E731
-        settings = TrainSettings(o.learning_rate, o.weight_decay, o.batch_size, o.epochs, o.patience)
         params, history = fit_adamw(params, loss_fn, take(fit_rows), take(val_rows) if len(val_rows) else None,
-                                    settings, self.seed)
+                                    train_settings(o), self.seed)
         self.params_ = params_to_bytes(params)
         self.best_epoch_ = int(history["best_epoch"])
         self.epochs_run_ = len(history["train"])

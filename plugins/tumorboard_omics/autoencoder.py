@@ -13,7 +13,7 @@ Python between steps, which on a CPU costs as much as a step of this size.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import flax.linen as nn
 import jax
@@ -76,16 +76,12 @@ class TrainData:
 
 @dataclass
 class Settings:
-    """How to train: loss weights, optimiser, epochs, early stopping."""
+    """How to train: loss weights, and the optimiser and stopping rule (``loop``)."""
 
     task: str  # "none" (no head), binary, multiclass, regression, survival
     beta: float = 1e-3
     head_weight: float = 1.0
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 256
-    epochs: int = 200
-    patience: int = 20
+    loop: TrainSettings = field(default_factory=TrainSettings)
 
 
 def make_loss(model: LayerAutoencoder, settings: Settings) -> Callable:
@@ -115,9 +111,8 @@ def train(model: LayerAutoencoder, settings: Settings, data: TrainData, validati
     init_key = jax.random.split(jax.random.PRNGKey(seed))[1]
     sample = tuple(jnp.zeros((1, x.shape[1]), jnp.float32) for x in data.xs)
     params = model.init(init_key, sample, jnp.ones((1, len(data.xs)), jnp.float32))["params"]
-    loop = TrainSettings(settings.learning_rate, settings.weight_decay, settings.batch_size, settings.epochs, settings.patience)
     held_out = _arrays(validation) if validation is not None and len(validation) else None
-    return fit_adamw(params, make_loss(model, settings), _arrays(data), held_out, loop, seed, on_epoch)
+    return fit_adamw(params, make_loss(model, settings), _arrays(data), held_out, settings.loop, seed, on_epoch)
 
 
 def _arrays(data: TrainData) -> tuple:

@@ -12,7 +12,7 @@ from typing import Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
-from tumorboard.api import ComponentError, FeatureBlock, Modality, Target
+from tumorboard.api import ComponentError, FeatureBlock, Modality, Target, train_settings, training_options
 
 from .layers import LayerSpec, check_orientation, read_layer, transposed_hint
 from .prepare import apply_layer, fit_layer
@@ -143,7 +143,7 @@ class OmicsAutoencoder(_OmicsModality):
 
     name = "omics.autoencoder"
 
-    class Options(_LayerOptions):
+    class Options(_LayerOptions, training_options(batch_size=256)):
         model_config = ConfigDict(extra="forbid")
         hidden: list[PositiveInt] = Field([256], description="Widths of the hidden layers of each encoder (decoders mirror them).")
         latent: PositiveInt = Field(32, description="Width of the joint latent (the output features).")
@@ -152,12 +152,6 @@ class OmicsAutoencoder(_OmicsModality):
         supervised: bool = Field(False, description="Train a head on the run's target jointly with the reconstruction.")
         head_weight: float = Field(1.0, ge=0, description="Weight of the head's loss against the reconstruction.")
         output_head: bool = Field(False, description="Add the head's prediction as one more feature (needs supervised).")
-        epochs: PositiveInt = Field(200, description="Most epochs; early stopping usually ends sooner.")
-        patience: PositiveInt = Field(20, description="Epochs without a better validation loss before stopping.")
-        batch_size: PositiveInt = Field(256, description="Patients per step.")
-        learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate.")
-        weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
-        validation_fraction: float = Field(0.2, ge=0, lt=0.9, description="Share of the training patients held out for early stopping.")
 
     def _model(self, task: str, n_classes: int):
         from .autoencoder import LayerAutoencoder
@@ -186,8 +180,7 @@ class OmicsAutoencoder(_OmicsModality):
         self.task_ = y.kind if o.supervised else "none"
         self.n_classes_ = y.n_classes
         model = self._model(y.kind, y.n_classes)
-        settings = Settings(self.task_, o.beta, o.head_weight, o.learning_rate, o.weight_decay, o.batch_size,
-                            o.epochs, o.patience)
+        settings = Settings(self.task_, o.beta, o.head_weight, train_settings(o))
         params, history = train(model, settings, data.take(fit_rows), data.take(val) if n_val else None, self.seed)
         self.params_ = params_to_bytes(params)
         self.best_epoch_ = int(history["best_epoch"])
