@@ -41,6 +41,50 @@ def _load(image: Path, mask: Path | None, shape: tuple[int, ...], spacing, windo
     return ((resized - resized.mean()) / (sd if sd > 0 else 1.0)).astype(np.float32)
 
 
+def rotate(images, angles):
+    """Rotate each image of a batch (n, *spatial, 1) by its angle (radians) in the last two spatial axes.
+
+    About the centre, with linear interpolation; edges repeat. For volumes this
+    is an in-plane (axial) rotation, the pose change scans actually show.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.ndimage import map_coordinates
+
+    spatial = images.shape[1:-1]
+    grids = jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) for n in spatial], indexing="ij")
+    cy, cx = (spatial[-2] - 1) / 2, (spatial[-1] - 1) / 2
+    y, x = grids[-2] - cy, grids[-1] - cx
+
+    def one(image, angle):
+        c, s = jnp.cos(angle), jnp.sin(angle)
+        coords = [*grids[:-2], c * y - s * x + cy, s * y + c * x + cx]
+        return map_coordinates(image[..., 0], coords, order=1, mode="nearest")[..., None]
+
+    return jax.vmap(one)(images, angles)
+
+
+def augment(images, key, max_shift: int, max_rotation_deg: float):
+    """Random flips along every spatial axis, a shift, a small rotation and intensity jitter (scale, offset)."""
+    import jax
+    import jax.numpy as jnp
+
+    spatial = tuple(range(1, images.ndim - 1))
+    per_image = (images.shape[0],) + (1,) * (images.ndim - 1)
+    keys = jax.random.split(key, len(spatial) + 4)
+    for axis, k in zip(spatial, keys, strict=False):
+        images = jnp.where(jax.random.bernoulli(k, 0.5, per_image), jnp.flip(images, axis=axis), images)
+    if max_rotation_deg:
+        limit = jnp.deg2rad(max_rotation_deg)
+        images = rotate(images, jax.random.uniform(keys[-4], (images.shape[0],), minval=-limit, maxval=limit))
+    if max_shift:
+        shifts = jax.random.randint(keys[-3], (len(spatial),), -max_shift, max_shift + 1)
+        images = jnp.roll(images, shifts, axis=spatial)
+    scale = 1 + 0.1 * jax.random.normal(keys[-2], per_image)
+    offset = 0.1 * jax.random.normal(keys[-1], per_image)
+    return images * scale + offset
+
+
 class ImagingCNN(ImagingSource):
     """An imaging network (Flax) trained on the run's target inside each training fold.
 
@@ -49,7 +93,8 @@ class ImagingCNN(ImagingSource):
     default ``mixer`` backbone (patch embedding + MLP-Mixer: all matmuls) is
     the fast one on a CPU; ``resnet`` is a small ResNet of standard
     convolutions, for a GPU. Trained with optax AdamW, augmentation (random
-    flips, shifts of up to ``max_shift`` voxels, intensity jitter) and early
+    flips, shifts of up to ``max_shift`` voxels, in-plane rotations of up to
+    ``max_rotation_deg``, intensity jitter) and early
     stopping on a validation split of the training patients, under the seed.
     Outputs the penultimate embedding (and with ``output_head`` the network's
     own prediction). Parameters are saved with Flax's msgpack serialisation.
@@ -70,8 +115,9 @@ class ImagingCNN(ImagingSource):
         spacing: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = Field(None, description="Resample first (mm).")
         window: tuple[float, float] | None = Field(None, description="Clip intensities to [low, high] (HU for CT).")
         crop_margin_mm: float | None = Field(20.0, description="Crop around the mask with this margin (None: whole image).")
-        augment: bool = Field(True, description="Random flips, shifts and intensity jitter while training.")
+        augment: bool = Field(True, description="Random flips, shifts, rotations and intensity jitter while training.")
         max_shift: int = Field(2, ge=0, description="Largest random shift in voxels.")
+        max_rotation_deg: float = Field(10.0, ge=0, le=180, description="Largest random in-plane rotation (degrees).")
         output_head: bool = Field(False, description="Add the network's own prediction as one more feature.")
         cache: Path | None = Field(Path(".tumorboard-cache/imaging"), description="Cache of prepared arrays (None: no cache).")
 
@@ -117,24 +163,11 @@ class ImagingCNN(ImagingSource):
         event = np.asarray(y.event if y.event is not None else np.ones(len(y)), np.float32)
         net = self._net()
         params = net.init(jax.random.PRNGKey(self.seed), jnp.zeros((1, *o.shape, 1)))["params"]
-        spatial = tuple(range(1, len(o.shape) + 1))
-
-        def augment(images, key):
-            keys = jax.random.split(key, len(spatial) + 3)
-            for axis, k in zip(spatial, keys, strict=False):
-                flip = jax.random.bernoulli(k, 0.5, (images.shape[0],) + (1,) * (images.ndim - 1))
-                images = jnp.where(flip, jnp.flip(images, axis=axis), images)
-            if o.max_shift:
-                shifts = jax.random.randint(keys[-3], (len(spatial),), -o.max_shift, o.max_shift + 1)
-                images = jnp.roll(images, shifts, axis=spatial)
-            scale = 1 + 0.1 * jax.random.normal(keys[-2], (images.shape[0],) + (1,) * (images.ndim - 1))
-            shift = 0.1 * jax.random.normal(keys[-1], (images.shape[0],) + (1,) * (images.ndim - 1))
-            return images * scale + shift
 
         def loss_fn(params, batch, key):
             images, target_b, event_b = batch
             if key is not None and o.augment:
-                images = augment(images, key)
+                images = augment(images, key, o.max_shift, o.max_rotation_deg)
             _, head = net.apply({"params": params}, images)
             return head_loss(self.kind_, head, target_b, event_b, jnp.ones(images.shape[0]))
 

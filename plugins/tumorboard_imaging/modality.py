@@ -14,9 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validato
 from tumorboard.api import ComponentError, DataError, FeatureBlock, InputPath, Modality, Target, apply_numeric, fit_numeric, read_table
 
 from .preprocess import Preparation, prepare
-from .radiomics import first_order, glcm, glrlm, mesh_shape, voxel_shape
+from .radiomics import FAMILIES, region_features
 
-FAMILIES = ("shape", "firstorder", "glcm", "glrlm")
 
 
 class ImagingInputs(BaseModel):
@@ -66,7 +65,7 @@ class ImagingSource(Modality):
 
 
 class ImagingRadiomics(ImagingSource):
-    """Radiomic features from image + mask: shape, first-order, GLCM and GLRLM (IBSI definitions).
+    """Radiomic features from image + mask: shape, first-order, GLCM, GLRLM and GLSZM (IBSI definitions).
 
     Images are read through SimpleITK (DICOM series, NIfTI, NRRD, MHA),
     checked against their masks' geometry, optionally resampled (linear or
@@ -81,7 +80,7 @@ class ImagingRadiomics(ImagingSource):
     class Options(ImagingInputs):
         model_config = ConfigDict(extra="forbid")
         label: int | None = Field(None, description="Mask label of the region (default: the 1s of a 0/1 mask).")
-        families: list[Literal["shape", "firstorder", "glcm", "glrlm"]] = Field(
+        families: list[Literal["shape", "firstorder", "glcm", "glrlm", "glszm"]] = Field(
             list(FAMILIES), description="Feature families to compute.")
         bin_width: PositiveFloat = Field(25.0, description="Fixed bin width for discretised features (intensity units).")
         shift: float = Field(0.0, description="Added to intensities in energy-type features (pyradiomics' voxelArrayShift).")
@@ -100,19 +99,7 @@ class ImagingRadiomics(ImagingSource):
         o = self.options
         prep = Preparation(o.spacing, o.interpolator, o.window, None, o.label)
         image, region, spacing = prepare(found[0], found[1], prep, o.cache)
-        values = image[region]
-        out: dict[str, float] = {}
-        if "shape" in o.families:
-            out.update({f"shape:{k}": v for k, v in voxel_shape(region, spacing).items()})
-            out.update({f"shape:{k}": v for k, v in mesh_shape(region, spacing).items()})
-        if "firstorder" in o.families:
-            out.update({f"firstorder:{k}": v for k, v in
-                        first_order(values, float(np.prod(spacing)), o.bin_width, o.shift).items()})
-        if "glcm" in o.families:
-            out.update({f"glcm:{k}": v for k, v in glcm(image, region, o.bin_width).items()})
-        if "glrlm" in o.families:
-            out.update({f"glrlm:{k}": v for k, v in glrlm(image, region, o.bin_width).items()})
-        return out
+        return region_features(image, region, spacing, tuple(o.families), o.bin_width, o.shift)
 
     def _matrix(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
         rows = [self._features(str(i)) for i in ids]

@@ -1,4 +1,4 @@
-"""Radiomic features of a region: first-order intensity statistics and voxel-based shape.
+"""Radiomic features of a region: shape, first-order statistics and texture (GLCM, GLRLM, GLSZM).
 
 Definitions follow IBSI (Zwanenburg et al., 2020) and, where IBSI leaves a
 choice, pyradiomics' (so that its published baselines can be matched):
@@ -205,46 +205,79 @@ def _runs(levels: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return level, length
 
 
+# one set of formulas serves both size matrices: P[i, j] counts runs (GLRLM) or zones (GLSZM) of
+# grey level i and length/size j; the families differ only in names
+_RUN_NAMES = ("ShortRunEmphasis", "LongRunEmphasis", "GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized",
+              "RunLengthNonUniformity", "RunLengthNonUniformityNormalized", "RunPercentage", "GrayLevelVariance",
+              "RunVariance", "RunEntropy", "LowGrayLevelRunEmphasis", "HighGrayLevelRunEmphasis",
+              "ShortRunLowGrayLevelEmphasis", "ShortRunHighGrayLevelEmphasis", "LongRunLowGrayLevelEmphasis",
+              "LongRunHighGrayLevelEmphasis")
+_ZONE_NAMES = ("SmallAreaEmphasis", "LargeAreaEmphasis", "GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized",
+               "SizeZoneNonUniformity", "SizeZoneNonUniformityNormalized", "ZonePercentage", "GrayLevelVariance",
+               "ZoneVariance", "ZoneEntropy", "LowGrayLevelZoneEmphasis", "HighGrayLevelZoneEmphasis",
+               "SmallAreaLowGrayLevelEmphasis", "SmallAreaHighGrayLevelEmphasis", "LargeAreaLowGrayLevelEmphasis",
+               "LargeAreaHighGrayLevelEmphasis")
+
+
+def _size_matrix(level: np.ndarray, size: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Counts of (grey level, size) pairs; rows follow ``present``, columns sizes 1..max."""
+    index = np.zeros(present.max() + 1, dtype=np.int64)
+    index[present] = np.arange(len(present))
+    P = np.zeros((len(present), int(size.max())))
+    np.add.at(P, (index[level], size - 1), 1.0)
+    return P
+
+
+def _size_matrix_features(P: np.ndarray, grey: np.ndarray, n_voxels: int, names: tuple[str, ...]) -> dict[str, float]:
+    """The 16 IBSI run-length / size-zone features of one matrix, under the family's ``names``."""
+    nz = P.sum()
+    i = grey.astype(np.float64)[:, None]
+    j = np.arange(1, P.shape[1] + 1, dtype=np.float64)[None, :]
+    p = P / nz
+    mu_i, mu_j = (p * i).sum(), (p * j).sum()
+    values = (
+        (P / j**2).sum() / nz, (P * j**2).sum() / nz,
+        (P.sum(1) ** 2).sum() / nz, (P.sum(1) ** 2).sum() / nz**2,
+        (P.sum(0) ** 2).sum() / nz, (P.sum(0) ** 2).sum() / nz**2,
+        nz / n_voxels, (p * (i - mu_i) ** 2).sum(), (p * (j - mu_j) ** 2).sum(), -(p * np.log2(p + EPS)).sum(),
+        (P / i**2).sum() / nz, (P * i**2).sum() / nz,
+        (P / (i**2 * j**2)).sum() / nz, (P * i**2 / j**2).sum() / nz,
+        (P * j**2 / i**2).sum() / nz, (P * i**2 * j**2).sum() / nz,
+    )
+    return {name: float(v) for name, v in zip(names, values, strict=True)}
+
+
 def glrlm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict[str, float]:
     """Grey-level run-length features over the 13 directions, each computed per direction and averaged."""
     levels, present = _region_levels(image, region, bin_width)
-    index = np.zeros(levels.max() + 1, dtype=np.int64)
-    index[present] = np.arange(len(present))
     n_voxels = int(region.sum())
     per_direction: dict[str, list[float]] = {}
     for offset in _directions():
         level, length = _runs(levels, offset)
         if len(level) == 0:
             continue
-        nr = int(length.max())
-        P = np.zeros((len(present), nr))
-        np.add.at(P, (index[level], length - 1), 1.0)
-        nz = P.sum()
-        i = present.astype(np.float64)[:, None]
-        j = np.arange(1, nr + 1, dtype=np.float64)[None, :]
-        p = P / nz
-        mu_i, mu_j = (p * i).sum(), (p * j).sum()
-        values = {
-            "ShortRunEmphasis": (P / j**2).sum() / nz,
-            "LongRunEmphasis": (P * j**2).sum() / nz,
-            "GrayLevelNonUniformity": (P.sum(1) ** 2).sum() / nz,
-            "GrayLevelNonUniformityNormalized": (P.sum(1) ** 2).sum() / nz**2,
-            "RunLengthNonUniformity": (P.sum(0) ** 2).sum() / nz,
-            "RunLengthNonUniformityNormalized": (P.sum(0) ** 2).sum() / nz**2,
-            "RunPercentage": nz / n_voxels,
-            "GrayLevelVariance": (p * (i - mu_i) ** 2).sum(),
-            "RunVariance": (p * (j - mu_j) ** 2).sum(),
-            "RunEntropy": -(p * np.log2(p + EPS)).sum(),
-            "LowGrayLevelRunEmphasis": (P / i**2).sum() / nz,
-            "HighGrayLevelRunEmphasis": (P * i**2).sum() / nz,
-            "ShortRunLowGrayLevelEmphasis": (P / (i**2 * j**2)).sum() / nz,
-            "ShortRunHighGrayLevelEmphasis": (P * i**2 / j**2).sum() / nz,
-            "LongRunLowGrayLevelEmphasis": (P * j**2 / i**2).sum() / nz,
-            "LongRunHighGrayLevelEmphasis": (P * i**2 * j**2).sum() / nz,
-        }
-        for name, value in values.items():
-            per_direction.setdefault(name, []).append(float(value))
+        P = _size_matrix(level, length, present)
+        for name, value in _size_matrix_features(P, present, n_voxels, _RUN_NAMES).items():
+            per_direction.setdefault(name, []).append(value)
     return {name: float(np.mean(v)) for name, v in per_direction.items()}
+
+
+def glszm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict[str, float]:
+    """Grey-level size-zone features (3-D): a zone is a 26-connected group of voxels of one grey level."""
+    from scipy.ndimage import label
+
+    levels, present = _region_levels(image, region, bin_width)
+    if len(present) == 0:
+        return {}
+    connectivity = np.ones((3, 3, 3), dtype=bool)
+    zone_level, zone_size = [], []
+    for g in present:
+        zones, n = label(levels == g, structure=connectivity)
+        sizes = np.bincount(zones.ravel())[1:]
+        zone_level.append(np.full(n, g))
+        zone_size.append(sizes)
+    P = _size_matrix(np.concatenate(zone_level), np.concatenate(zone_size), present)
+    return _size_matrix_features(P, present, int(region.sum()), _ZONE_NAMES)
 
 
 def mesh_shape(region: np.ndarray, spacing_zyx: tuple[float, float, float]) -> dict[str, float]:
@@ -273,3 +306,23 @@ def mesh_shape(region: np.ndarray, spacing_zyx: tuple[float, float, float]) -> d
         "Sphericity": float((36 * np.pi * volume**2) ** (1 / 3) / area) if area > 0 else 0.0,
         "Maximum3DDiameter": float(pdist(hull).max()) if len(hull) > 1 else 0.0,
     }
+
+
+FAMILIES = ("shape", "firstorder", "glcm", "glrlm", "glszm")
+
+
+def region_features(image: np.ndarray, region: np.ndarray, spacing_zyx: tuple[float, float, float],
+                    families: tuple[str, ...] = FAMILIES, bin_width: float = 25.0,
+                    shift: float = 0.0) -> dict[str, float]:
+    """Every asked family's features of one region, named ``family:Feature``."""
+    out: dict[str, float] = {}
+    if "shape" in families:
+        out.update({f"shape:{k}": v for k, v in voxel_shape(region, spacing_zyx).items()})
+        out.update({f"shape:{k}": v for k, v in mesh_shape(region, spacing_zyx).items()})
+    if "firstorder" in families:
+        out.update({f"firstorder:{k}": v for k, v in
+                    first_order(image[region], float(np.prod(spacing_zyx)), bin_width, shift).items()})
+    for family, compute in (("glcm", glcm), ("glrlm", glrlm), ("glszm", glszm)):
+        if family in families:
+            out.update({f"{family}:{k}": v for k, v in compute(image, region, bin_width).items()})
+    return out
