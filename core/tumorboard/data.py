@@ -150,7 +150,11 @@ class Attribution:
     ``importance`` holds one global value per feature (larger is more
     important) and ``spread`` its standard deviation where the method has one.
     ``per_patient`` optionally holds a (patients x features) matrix of signed
-    contributions for the patients in ``ids``.
+    contributions for the patients in ``ids``; with additive methods (SHAP)
+    each row plus ``baseline`` is the model's output on the ``units`` scale.
+    ``images`` optionally holds per-patient image maps (saliency): a dict
+    ``modality -> patient id -> {"image", "mask", "saliency"}`` of 2-D arrays
+    (the slice to show) plus a scalar ``"inside"`` share.
     """
 
     method: str
@@ -160,6 +164,9 @@ class Attribution:
     ids: tuple[str, ...] | None = None
     per_patient: np.ndarray | None = None
     sources: tuple[str, ...] | None = None
+    baseline: float | None = None
+    units: str | None = None
+    images: dict[str, dict[str, dict[str, np.ndarray]]] | None = None
 
     def __post_init__(self) -> None:
         self.importance = np.asarray(self.importance, dtype=np.float64)

@@ -351,6 +351,9 @@ def _raw_options(loaded: LoadedSpec) -> dict[str, dict]:
 
 
 def _write_attribution(folder: Path, name: str, attribution) -> None:
+    """The global table, the per-patient values, modality shares, a summary and any saliency images."""
+    from .explanations import modality_shares
+
     table = {
         "feature": list(attribution.feature_names),
         "importance": attribution.importance,
@@ -360,8 +363,19 @@ def _write_attribution(folder: Path, name: str, attribution) -> None:
     if attribution.sources is not None:
         table["modality"] = list(attribution.sources)
     pl.DataFrame(table).sort("importance", descending=True).write_parquet(folder / f"{name}.parquet")
+    summary: dict[str, object] = {"method": attribution.method, "units": attribution.units,
+                                  "baseline": attribution.baseline}
     if attribution.per_patient is not None:
         frame = pl.DataFrame(attribution.per_patient, schema=list(attribution.feature_names), orient="row")
         frame.insert_column(0, pl.Series("patient_id", list(attribution.ids)))
         frame.write_parquet(folder / f"{name}-patients.parquet")
-
+        shares = modality_shares(attribution)
+        if shares is not None:
+            shares[0].write_parquet(folder / f"{name}-modalities.parquet")
+            summary["modality_shares"] = shares[1]
+    if attribution.images:
+        arrays = {f"{modality}/{patient}/{part}": np.asarray(value, dtype=np.float32)
+                  for modality, patients in attribution.images.items()
+                  for patient, parts in patients.items() for part, value in parts.items()}
+        np.savez_compressed(folder / f"{name}-images.npz", **arrays)
+    write_json(folder / f"{name}.json", summary)

@@ -3,8 +3,10 @@
 from tumorboard.api import hookimpl
 
 from .permutation import PermutationExplainer
+from .shapley import ShapExplainer
 
 
 @hookimpl
 def register_explainers(register):
     register(PermutationExplainer)
+    register(ShapExplainer)
