@@ -62,8 +62,8 @@ __all__ = [
 
 # JAX helpers for plugins that train networks, imported on first use so that
 # `import tumorboard.api` does not import JAX
-_NEURAL = ("cox_loss", "epoch_batches", "fit_adamw", "head_loss", "head_outputs",
-           "params_from_bytes", "params_to_bytes", "split_validation")
+_NEURAL = ("cox_loss", "epoch_batches", "fit_adamw", "head_loss", "head_outputs", "head_score",
+           "integrated_gradients", "params_from_bytes", "params_to_bytes", "split_validation")
 
 
 def __getattr__(name: str):

@@ -142,6 +142,36 @@ def run(
 
 
 @app.command()
+def explain(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `tumorboard run`.")],
+    patient: Annotated[str, typer.Option("--patient", help="The patient's id in the cohort's outcomes table.")],
+    output: Annotated[Path | None, typer.Option("--out", help="Where to write the card (default RUN_DIR/cards/).")] = None,
+) -> None:
+    """Write one patient's card: prediction with interval, cohort position, top features, modalities, saliency."""
+    from .card import patient_card
+
+    try:
+        path = patient_card(run_dir, patient, output)
+    except TumorboardError as error:
+        _fail(error)
+    out.print(f"patient card: {path}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `tumorboard run`.")],
+) -> None:
+    """Redraw a run's cohort report (RUN_DIR/report.html) from what the run wrote."""
+    from .report import cohort_report
+
+    try:
+        path = cohort_report(run_dir)
+    except TumorboardError as error:
+        _fail(error)
+    out.print(f"cohort report: {path}")
+
+
+@app.command()
 def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     plugin: PluginOpt = None,

@@ -145,6 +145,17 @@ class Modality(Component):
         """Files this component reads (hashed into provenance). Defaults to its path options."""
         return _paths_in(self.options)
 
+    def saliency(self, ids: Sequence[str]) -> Attribution | None:
+        """Input-level attributions of the modality's own supervised head, when it has one (else ``None``).
+
+        Optional. A fitted modality with a network trained on the run's
+        target (an imaging net, an autoencoder's head) can say which of its
+        raw inputs drove that head: per-input scores in ``per_patient``
+        (genes, say) and/or per-patient image maps in ``images``.
+        ``explain.saliency`` collects them from every modality that answers.
+        """
+        return None
+
     @abstractmethod
     def fit(self, ids: Sequence[str], y: Target) -> Self: ...
 
@@ -202,7 +213,10 @@ class Explainer(Component):
     """Explains a fitted model on a block of patients.
 
     ``y`` is passed for methods that score against the truth (permutation
-    importance); others may ignore it.
+    importance); others may ignore it. An explainer whose ``explain`` takes a
+    ``modalities`` keyword also receives the fitted modalities (name ->
+    component) and may look inside them (``explain.saliency``); the engine
+    passes it only to explainers that ask for it.
     """
 
     family = "explainer"

@@ -19,7 +19,7 @@ import polars as pl
 
 from .cohort import load_cohort
 from .components import Modality, paths_in_options
-from .data import Cohort
+from .data import Cohort, FeatureBlock
 from .errors import DataError, TumorboardWarning
 from .evaluation import (
     Scored,
@@ -33,6 +33,7 @@ from .evaluation import (
     warn,
 )
 from .pipeline import Pipeline
+from .report import cohort_report
 from .rundir import check_output_free, hash_inputs, staged_directory, write_json
 from .spec import LoadedSpec, default_metrics, load_spec
 from .splits import Fold, make_folds, read_split_file
@@ -303,6 +304,7 @@ def run(
             pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")
             final = pipeline.clone().fit(list(cohort.ids), y)
             final.save(stage / "pipeline", _raw_options(loaded), {"task": y.kind, "classes": list(y.classes)})
+            _write_presence(stage / "presence.parquet", final, list(cohort.ids))
             if therapy is not None:
                 progress.update("treatment effects: scoring, refit with bootstrap intervals, evidence")
                 metrics["therapy"] = therapy.finish(final.features, stage, rs.evaluation, list(cohort.ids))
@@ -311,8 +313,9 @@ def run(
                 (stage / "attributions").mkdir()
                 for explainer in loaded.explainers:
                     progress.update(f"explaining with {explainer.name}")
-                    attribution = explainer.explain(final.model, X, X.feature_names, y)  # type: ignore[union-attr]
-                    _write_attribution(stage / "attributions", explainer.name, attribution)
+                    extra = {"modalities": dict(final.modalities)} if _wants_modalities(explainer) else {}
+                    attribution = explainer.explain(final.model, X, X.feature_names, y, **extra)  # type: ignore[union-attr]
+                    _write_attribution(stage / "attributions", explainer.name, attribution, X)
             progress.advance()
 
             predictions = pl.concat(frames, how="vertical")
@@ -321,6 +324,9 @@ def run(
             write_json(stage / "resolved.json", resolved_spec(loaded, metric_names))
             for w in caught:
                 text = str(w.message)
+                # libraries' deprecation notices are about their code, not this run's data: not the user's to fix
+                if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
+                    continue
                 if text not in notes:
                     notes.append(text)
             metrics["warnings"] = notes
@@ -334,6 +340,8 @@ def run(
                 "started": started.isoformat(),
                 "finished": dt.datetime.now(dt.UTC).isoformat(),
             })
+            progress.update("writing the cohort report")
+            cohort_report(stage)
             progress.end()
 
     for w in caught:
@@ -350,8 +358,22 @@ def _raw_options(loaded: LoadedSpec) -> dict[str, dict]:
     return raw
 
 
-def _write_attribution(folder: Path, name: str, attribution) -> None:
-    """The global table, the per-patient values, modality shares, a summary and any saliency images."""
+def _wants_modalities(explainer) -> bool:
+    """Whether an explainer's ``explain`` takes the fitted modalities (a keyword added after the first API)."""
+    import inspect
+
+    return "modalities" in inspect.signature(explainer.explain).parameters
+
+
+def _write_presence(path: Path, pipeline: Pipeline, ids: list[str]) -> None:
+    """Which modalities each patient has (the patient card's missing data)."""
+    frame = pl.DataFrame({"patient_id": ids, **{b.modality: b.presence for b in pipeline.blocks(ids)}})
+    frame.write_parquet(path)
+
+
+def _write_attribution(folder: Path, name: str, attribution, X: FeatureBlock) -> None:
+    """The global table, the per-patient values (and the features they explain), modality shares,
+    a summary, and any saliency images."""
     from .explanations import modality_shares
 
     table = {
@@ -369,6 +391,12 @@ def _write_attribution(folder: Path, name: str, attribution) -> None:
         frame = pl.DataFrame(attribution.per_patient, schema=list(attribution.feature_names), orient="row")
         frame.insert_column(0, pl.Series("patient_id", list(attribution.ids)))
         frame.write_parquet(folder / f"{name}-patients.parquet")
+        if tuple(attribution.feature_names) == tuple(X.feature_names):  # the fused features, for summary plots
+            row = {pid: k for k, pid in enumerate(X.ids)}
+            rows = np.array([row[i] for i in attribution.ids])
+            values = pl.DataFrame(X.values[rows].astype(np.float32), schema=list(X.feature_names), orient="row")
+            values.insert_column(0, pl.Series("patient_id", list(attribution.ids)))
+            values.write_parquet(folder / f"{name}-features.parquet")
         shares = modality_shares(attribution)
         if shares is not None:
             shares[0].write_parquet(folder / f"{name}-modalities.parquet")

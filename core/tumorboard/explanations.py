@@ -15,9 +15,9 @@ def modality_shares(attribution: Attribution) -> tuple[pl.DataFrame, dict[str, f
     features divided by the sum over every feature (rows sum to 1; a patient
     whose attributions are all 0 gets 0 everywhere). The overall share pools
     every patient's absolute attributions. None when the attribution has no
-    per-patient values or no feature-to-modality map.
+    per-patient values, no feature-to-modality map, or no features.
     """
-    if attribution.per_patient is None or attribution.sources is None or attribution.ids is None:
+    if attribution.per_patient is None or not attribution.sources or attribution.ids is None:
         return None
     magnitude = np.abs(np.asarray(attribution.per_patient, dtype=np.float64))
     sources = np.asarray(attribution.sources)

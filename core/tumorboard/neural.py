@@ -131,3 +131,35 @@ def split_validation(rows: np.ndarray, fraction: float, seed: int, minimum: int 
     shuffled = np.random.default_rng(seed).permutation(rows)
     n_val = int(round(fraction * len(rows))) if len(rows) >= minimum else 0
     return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
+
+
+def integrated_gradients(fn: Callable[[Any], jnp.ndarray], x: Any, baseline: Any | None = None,
+                         steps: int = 32) -> Any:
+    """Integrated gradients (Sundararajan et al., 2017) of a function giving one value per sample.
+
+    ``fn`` maps a batch (an array, or a pytree of arrays sharing the leading
+    sample axis) to one value per sample, each sample's value depending on that
+    sample only. The path integral from ``baseline`` (zeros by default: the
+    training mean of standardised inputs) to ``x`` is a midpoint sum over
+    ``steps`` points; per sample the attributions add up to
+    fn(x) - fn(baseline) up to that discretisation. Returns x's structure.
+    """
+    baseline = jax.tree.map(jnp.zeros_like, x) if baseline is None else baseline
+    grad = jax.grad(lambda z: fn(z).sum())  # samples are independent: the sum's gradient is each one's
+
+    def body(total, alpha):
+        point = jax.tree.map(lambda b, v: b + alpha * (v - b), baseline, x)
+        return jax.tree.map(jnp.add, total, grad(point)), None
+
+    alphas = (jnp.arange(steps, dtype=jnp.float32) + 0.5) / steps
+    total, _ = jax.lax.scan(body, jax.tree.map(jnp.zeros_like, x), alphas)
+    return jax.tree.map(lambda t, v, b: t / steps * (v - b), total, x, baseline)
+
+
+def head_score(task: str, head: jnp.ndarray) -> jnp.ndarray:
+    """One value per sample from a network head, for attributions: the logit, value or risk;
+    for multiclass heads, the log-probability of the class each sample is predicted to be."""
+    if head.shape[-1] == 1:
+        return head[:, 0]
+    log_p = jax.nn.log_softmax(head, axis=-1)
+    return jnp.take_along_axis(log_p, jnp.argmax(jax.lax.stop_gradient(head), axis=-1)[:, None], axis=-1)[:, 0]

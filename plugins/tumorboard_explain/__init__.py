@@ -3,6 +3,7 @@
 from tumorboard.api import hookimpl
 
 from .permutation import PermutationExplainer
+from .saliency import SaliencyExplainer
 from .shapley import ShapExplainer
 
 
@@ -10,3 +11,4 @@ from .shapley import ShapExplainer
 def register_explainers(register):
     register(PermutationExplainer)
     register(ShapExplainer)
+    register(SaliencyExplainer)

@@ -8,25 +8,43 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import numpy as np
-from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from tumorboard.api import ComponentError, DataError, FeatureBlock, Target, train_settings, training_options
+from tumorboard.api import Attribution, ComponentError, DataError, FeatureBlock, Target, train_settings, training_options
 
 from .modality import ImagingInputs, ImagingSource
 from .preprocess import Preparation, prepare
 
 
-@functools.lru_cache(maxsize=4096)
-def _load(image: Path, mask: Path | None, shape: tuple[int, ...], spacing, window, margin, label, cache) -> np.ndarray:
-    """One patient's image, cropped around its mask (when there is one), resized to ``shape``, z-scored."""
-    from scipy.ndimage import zoom
+def _centred(array: np.ndarray, centre: np.ndarray, shape: tuple[int, ...], fill: float) -> np.ndarray:
+    """A ``shape`` window of ``array`` centred on ``centre`` (voxel index), padded with ``fill`` past the edges."""
+    lo = np.round(centre).astype(int) - np.array(shape) // 2
+    out = np.full(shape, fill, dtype=array.dtype)
+    src = tuple(slice(max(a, 0), min(a + n, size)) for a, n, size in zip(lo, shape, array.shape, strict=True))
+    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, lo, strict=True))
+    out[dst] = array[src]
+    return out
 
+
+@functools.lru_cache(maxsize=4096)
+def _load(image: Path, mask: Path | None, shape: tuple[int, ...], spacing, window, margin, label, cache,
+          field: str = "box") -> tuple[np.ndarray, np.ndarray | None]:
+    """One patient's image at the network's ``shape``, z-scored, and its mask the same way (None without one).
+
+    ``field = "box"``: the mask's bounding box plus ``margin`` mm, resized to
+    ``shape`` (every lesion fills the input: scale is lost). ``"fixed"``: a
+    window of ``shape`` voxels at ``spacing`` centred on the mask's centroid,
+    not resized, so a larger lesion covers more of the input.
+    """
     import SimpleITK as sitk
+    from scipy.ndimage import zoom
 
     from .io import read_image
 
+    region = None
     if mask is not None:
-        array, _, _ = prepare(image, mask, Preparation(spacing, "linear", window, margin, label), cache)
+        crop = None if field == "fixed" else margin
+        array, region, _ = prepare(image, mask, Preparation(spacing, "linear", window, crop, label), cache)
     else:
         array = sitk.GetArrayFromImage(read_image(image)).astype(np.float32)
         if window is not None:
@@ -35,10 +53,18 @@ def _load(image: Path, mask: Path | None, shape: tuple[int, ...], spacing, windo
     if array.ndim != len(shape):
         raise DataError(f"{image}: the image is {array.ndim}-D but shape asks for {len(shape)}-D input; "
                         f"set shape to {len(shape) if array.ndim == len(shape) else array.ndim} sizes")
-    resized = zoom(array, [t / s for t, s in zip(shape, array.shape, strict=True)], order=1)
-    resized = resized[tuple(slice(0, t) for t in shape)]
+    if field == "fixed" and region is not None:
+        centre = np.argwhere(np.squeeze(region)).mean(axis=0)
+        resized = _centred(array, centre, shape, float(array.min()))
+        region = _centred(np.squeeze(region), centre, shape, False)
+    else:
+        factors = [t / s for t, s in zip(shape, array.shape, strict=True)]
+        box = tuple(slice(0, t) for t in shape)
+        resized = zoom(array, factors, order=1)[box]
+        if region is not None:
+            region = zoom(np.squeeze(region).astype(np.uint8), factors, order=0)[box].astype(bool)
     sd = resized.std()
-    return ((resized - resized.mean()) / (sd if sd > 0 else 1.0)).astype(np.float32)
+    return ((resized - resized.mean()) / (sd if sd > 0 else 1.0)).astype(np.float32), region
 
 
 def rotate(images, angles):
@@ -115,11 +141,21 @@ class ImagingCNN(ImagingSource):
         spacing: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = Field(None, description="Resample first (mm).")
         window: tuple[float, float] | None = Field(None, description="Clip intensities to [low, high] (HU for CT).")
         crop_margin_mm: float | None = Field(20.0, description="Crop around the mask with this margin (None: whole image).")
+        field: Literal["box", "fixed"] = Field(
+            "box", description="box: the mask's bounding box plus the margin, resized to shape (scale is lost); "
+                               "fixed: shape voxels at spacing centred on the mask (keeps lesion size; needs spacing).")
         augment: bool = Field(True, description="Random flips, shifts, rotations and intensity jitter while training.")
         max_shift: int = Field(2, ge=0, description="Largest random shift in voxels.")
         max_rotation_deg: float = Field(10.0, ge=0, le=180, description="Largest random in-plane rotation (degrees).")
         output_head: bool = Field(False, description="Add the network's own prediction as one more feature.")
+        saliency_steps: PositiveInt = Field(32, description="Integration steps of the saliency maps (integrated gradients).")
         cache: Path | None = Field(Path(".tumorboard-cache/imaging"), description="Cache of prepared arrays (None: no cache).")
+
+        @model_validator(mode="after")
+        def _fixed_needs_spacing(self):
+            if self.field == "fixed" and self.spacing is None:
+                raise ValueError("field = 'fixed' needs spacing (the mm per voxel of the fixed window)")
+            return self
 
     def _images(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         o = self.options
@@ -130,9 +166,66 @@ class ImagingCNN(ImagingSource):
             found = self._locate(str(patient))
             if found is None:
                 continue
-            out[k, ..., 0] = _load(found[0], found[1], shape, o.spacing, o.window, o.crop_margin_mm, o.label, o.cache)
+            out[k, ..., 0] = _load(found[0], found[1], shape, o.spacing, o.window, o.crop_margin_mm, o.label, o.cache, o.field)[0]
             present[k] = True
         return out, present
+
+    def saliency(self, ids: Sequence[str]) -> Attribution | None:
+        """Integrated gradients of the network's own head for each patient's image (voxel maps).
+
+        The baseline is the black image (every voxel at the image's minimum);
+        a binary head explains the class it predicts. For
+        each patient the slice (first axis) with the largest mask area is
+        kept, with the image and mask, and ``inside``: the share of the
+        positive attribution mass, over the whole image, that lies inside the
+        mask (NaN without a mask).
+        """
+        import jax
+        import jax.numpy as jnp
+
+        from tumorboard.api import head_score, integrated_gradients
+
+        self.check_is_fitted()
+        o = self.options
+        net, params = self._net(), self._fitted_params()
+        # a binary head explains the class it predicts: positive attribution is evidence for that prediction
+        # baseline: the black image (every voxel at the image's minimum, the window's low end: air), as in
+        # the IG paper; voxels at the minimum get no attribution, tissue is measured against its absence
+        ig = jax.jit(lambda images, sign: integrated_gradients(
+            lambda z: sign * head_score(self.kind_, net.apply({"params": params}, z)[1]), images,
+            jnp.full_like(images, images.min()), steps=o.saliency_steps))
+        predict = jax.jit(lambda images: head_score(self.kind_, net.apply({"params": params}, images)[1]))
+        maps: dict[str, dict[str, np.ndarray]] = {}
+        for patient in map(str, ids):
+            found = self._locate(patient)
+            if found is None:
+                continue
+            image, mask = _load(found[0], found[1], tuple(o.shape), o.spacing, o.window, o.crop_margin_mm, o.label,
+                                o.cache, o.field)
+            x = jnp.asarray(image[None, ..., None])
+            sign = jnp.where(predict(x) < 0, -1.0, 1.0) if self.kind_ == "binary" else jnp.ones(1)
+            attribution = np.asarray(ig(x, sign))[0, ..., 0]
+            positive = np.clip(attribution, 0, None)
+            inside = float(positive[mask].sum() / positive.sum()) if mask is not None and positive.sum() > 0 else np.nan
+            if image.ndim == 3:
+                z = int(np.argmax(mask.sum(axis=(1, 2)))) if mask is not None else image.shape[0] // 2
+                image, attribution, mask = image[z], attribution[z], (mask[z] if mask is not None else None)
+            maps[patient] = {"image": image, "saliency": attribution, "inside": np.float32(inside)}
+            if mask is not None:
+                maps[patient]["mask"] = mask.astype(np.float32)
+        return Attribution(method="integrated gradients", feature_names=(), importance=np.zeros(0),
+                           ids=tuple(maps), images={self.name: maps}, units=f"{self.kind_} head output")
+
+    def _fitted_params(self):
+        import jax
+        import jax.numpy as jnp
+
+        from tumorboard.api import params_from_bytes
+
+        if getattr(self, "_params", None) is None:
+            template = self._net().init(jax.random.PRNGKey(0), jnp.zeros((1, *self.options.shape, 1)))["params"]
+            self._params = params_from_bytes(template, self.params_)
+        return self._params
 
     def _net(self):
         from tumorboard.api import head_outputs
@@ -188,20 +281,15 @@ class ImagingCNN(ImagingSource):
 
     def transform(self, ids: Sequence[str]) -> FeatureBlock:
         import jax
-        import jax.numpy as jnp
-
-        from tumorboard.api import params_from_bytes
 
         self.check_is_fitted()
         net = self._net()
-        if getattr(self, "_params", None) is None:
-            template = net.init(jax.random.PRNGKey(0), jnp.zeros((1, *self.options.shape, 1)))["params"]
-            self._params = params_from_bytes(template, self.params_)
+        params = self._fitted_params()
         x, present = self._images(ids)
         apply = jax.jit(lambda p, images: net.apply({"params": p}, images))
         embeddings, heads = [], []
         for lo in range(0, len(x), 256):
-            e, h = apply(self._params, x[lo:lo + 256])
+            e, h = apply(params, x[lo:lo + 256])
             embeddings.append(np.asarray(e))
             heads.append(np.asarray(h))
         emb = np.concatenate(embeddings) if embeddings else np.zeros((0, self.options.width))

@@ -12,7 +12,7 @@ from typing import Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
-from tumorboard.api import ComponentError, FeatureBlock, Modality, Target, train_settings, training_options
+from tumorboard.api import Attribution, ComponentError, FeatureBlock, Modality, Target, train_settings, training_options
 
 from .layers import LayerSpec, check_orientation, read_layer, transposed_hint
 from .prepare import apply_layer, fit_layer
@@ -201,6 +201,41 @@ class OmicsAutoencoder(_OmicsModality):
         if getattr(self, "_params", None) is None:
             self._params = params_from_bytes(template(self._model(self.task_, self.n_classes_)), self.params_)
         return self._params
+
+    def saliency(self, ids: Sequence[str]) -> Attribution | None:
+        """Integrated gradients of the supervised head w.r.t. each selected gene of each layer.
+
+        The baseline is the training mean (zero after standardisation); a
+        layer the patient lacks gets 0 (it does not enter the latent).
+        ``None`` without a supervised head.
+        """
+        import jax
+        import jax.numpy as jnp
+
+        from tumorboard.api import head_score, integrated_gradients
+
+        self.check_is_fitted()
+        if self.task_ == "none":
+            return None
+        model, params = self._model(self.task_, self.n_classes_), self._fitted_params()
+        xs, _, present = self._values(ids)
+        have = present.sum(axis=1) > 0
+
+        @jax.jit
+        def ig(x, m):
+            return integrated_gradients(lambda z: head_score(self.task_, model.apply({"params": params}, z, m, None)[3]), x)
+
+        scores = []
+        for lo in range(0, len(ids), 512):
+            chunk = tuple(jnp.asarray(x[lo:lo + 512]) for x in xs)
+            scores.append(np.concatenate([np.asarray(a) for a in ig(chunk, jnp.asarray(present[lo:lo + 512]))], axis=1))
+        values = np.concatenate(scores) * np.repeat(present, self.feature_counts_, axis=1)
+        names = [f"{spec.name}:{layer.features[c]}" for layer, spec in zip(self._layers(), self.options.layers, strict=True)
+                 for c in self.layer_state_[spec.name]["columns"]]
+        kept = [str(i) for i, h in zip(ids, have, strict=True) if h]
+        return Attribution(method="integrated gradients", feature_names=tuple(names),
+                           importance=np.abs(values[have]).mean(axis=0) if have.any() else np.zeros(len(names)),
+                           ids=tuple(kept), per_patient=values[have], units=f"{self.task_} head output")
 
     def transform(self, ids: Sequence[str]) -> FeatureBlock:
         from .autoencoder import encode

@@ -1,0 +1,158 @@
+"""The cohort report and the patient card: content, privacy, saliency, and a render in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tumorboard.card import patient_card, reference
+from tumorboard.engine import run
+from tumorboard.figures import readable
+from tumorboard.report import cohort_report
+from tumorboard.synth import SynthOptions, generate
+
+COHORT = generate(Path(tempfile.mkdtemp(prefix="tumorboard-report-")) / "c", SynthOptions(patients=80, seed=21))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A small multimodal run: clinical table + imaging.cnn, gbm, explain.shap and explain.saliency."""
+    folder = tmp_path_factory.mktemp("run")
+    spec = folder / "spec.toml"
+    spec.write_text(f"""
+[run]
+name = "report-test"
+task = "binary"
+seed = 5
+output = "{(folder / 'out').as_posix()}"
+[cohort]
+outcomes = "{(COHORT / 'outcomes.csv').as_posix()}"
+target = "response"
+subgroups = ["sex"]
+[[modality]]
+name = "clinical"
+plugin = "tabular.file"
+options = {{ path = "{(COHORT / 'tables' / 'clinical_baseline.csv').as_posix()}" }}
+[[modality]]
+name = "ct"
+plugin = "imaging.cnn"
+options = {{ manifest = "{(COHORT / 'imaging' / 'manifest.csv').as_posix()}", folder = "{COHORT.as_posix()}", time_point = "baseline", window = [-150.0, 250.0], shape = [8, 16, 16], width = 8, depth = 1, epochs = 2, patience = 1, cache = "{(folder / 'cache').as_posix()}", saliency_steps = 8 }}
+[fusion]
+plugin = "fusion.concat"
+[model]
+plugin = "model.gbm"
+options = {{ max_iter = 20, early_stopping = false }}
+[evaluation]
+folds = 2
+bootstrap = 50
+metrics = ["auroc", "brier"]
+[[explainer]]
+plugin = "explain.shap"
+[[explainer]]
+plugin = "explain.saliency"
+options = {{ max_patients = 20 }}
+""", encoding="utf-8")
+    return run(spec).path
+
+
+def test_the_run_writes_a_report_with_every_section(run_dir):
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    for heading in ("Performance", "Curves", "What drives the predictions", "Subgroup audit", "Provenance"):
+        assert f"<h2>{heading}</h2>" in text
+    assert text.count("data:image/png;base64,") >= 5  # ROC, PR, calibration, SHAP summary, shares, forest plot
+    assert not re.search(r"(src|href)=\"(https?:)?//", text)  # nothing fetched from a network
+    summary = json.loads((run_dir / "attributions" / "explain.shap.json").read_text(encoding="utf-8"))
+    assert set(summary["modality_shares"]) == {"clinical", "ct"}
+    assert sum(summary["modality_shares"].values()) == pytest.approx(1.0)
+
+
+def test_reports_carry_no_patient_identifiers(run_dir):
+    ids = pl.read_csv(COHORT / "outcomes.csv")["patient_id"].to_list()
+    card = patient_card(run_dir, ids[3])
+    for path in (run_dir / "report.html", card):
+        text = path.read_text(encoding="utf-8")
+        assert not [i for i in ids if i in text], path.name
+    assert card.name == f"card-{reference(ids[3])}.html" and ids[3] not in card.name
+
+
+def test_card_shows_prediction_contributions_missing_data_and_saliency(run_dir):
+    presence = pl.read_parquet(run_dir / "presence.parquet")
+    without_scan = presence.filter(~pl.col("ct"))["patient_id"].to_list()
+    images = np.load(run_dir / "attributions" / "explain.saliency-images.npz")
+    with_map = sorted({k.split("/")[1] for k in images.files})
+    assert with_map, "explain.saliency wrote no image maps"
+    text = patient_card(run_dir, with_map[0]).read_text(encoding="utf-8")
+    assert "predicted probability of response" in text and "Wilson" in text
+    assert "Top contributing features" in text and "raises" in text or "lowers" in text
+    assert "Imaging saliency" in text and "of the positive attribution mass" in text
+    if without_scan:
+        card = patient_card(run_dir, without_scan[0]).read_text(encoding="utf-8")
+        assert "ct not available for this patient" in card and "Imaging saliency" not in card
+
+
+def test_a_patient_outside_the_run_is_a_clear_error(run_dir):
+    with pytest.raises(Exception, match="patient 'nobody' has no out-of-fold prediction in this run"):
+        patient_card(run_dir, "nobody")
+
+
+def test_report_redraw_reads_only_the_run_directory(run_dir, tmp_path):
+    copy = tmp_path / "copied"
+    shutil.copytree(run_dir, copy)
+    (copy / "report.html").unlink()
+    assert cohort_report(copy).is_file()
+    with pytest.raises(Exception, match="not a run directory"):
+        cohort_report(tmp_path)
+
+
+def test_feature_names_read_well():
+    assert readable("clinical:hemoglobin_g_dl") == "Hemoglobin (g/dL) (clinical)"
+    assert readable("ehr:measurement:Hemoglobin [Mass/volume] in Blood [3000963]:mean@30d") == (
+        "Hemoglobin in Blood, mean over the last 30 days (EHR)")
+    assert readable("ehr:measurement:ECOG performance status [2000000103]:last@all__missing") == (
+        "ECOG performance status, last any time before the index date is missing (EHR)")
+    assert readable("rna:CD8A") == "CD8A (rna)"
+    assert readable("ct:present") == "has ct data (ct)"
+
+
+# the probe runs before the report's own scripts (it has none) and records errors and images
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || e.target && e.target.src)), true);
+const __error = console.error; console.error = (...a) => { window.__errors.push(a.join(' ')); __error(...a); };
+window.addEventListener('load', () => {
+  const images = [...document.images].map(i => i.complete && i.naturalWidth > 0);
+  document.title = 'PROBE' + JSON.stringify({errors: window.__errors, images: images});
+});
+</script>"""
+
+
+def _render(path: Path, tmp_path: Path) -> dict:
+    probed = tmp_path / f"probed-{path.name}"
+    probed.write_text(path.read_text(encoding="utf-8").replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
+    done = subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                           "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()],
+                          capture_output=True, encoding="utf-8", errors="replace", timeout=120)
+    found = re.search(r"<title>PROBE(.*?)</title>", done.stdout)
+    assert found, f"Chromium did not finish loading the page: {done.stderr[-2000:]}"
+    result = json.loads(found.group(1).replace("&quot;", '"'))
+    result["console"] = [line for line in done.stderr.splitlines() if "CONSOLE" in line and "error" in line.lower()]
+    return result
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
+def test_report_and_card_render_in_headless_chromium(run_dir, tmp_path):
+    images = np.load(run_dir / "attributions" / "explain.saliency-images.npz")
+    patient = sorted({k.split("/")[1] for k in images.files})[0]
+    for page in (run_dir / "report.html", patient_card(run_dir, patient)):
+        result = _render(page, tmp_path)
+        assert result["errors"] == [] and result["console"] == [], page.name
+        assert len(result["images"]) >= 3 and all(result["images"]), (page.name, result["images"])
