@@ -89,3 +89,58 @@ def test_top_shap_features_are_the_planted_ones():
     print("top 10 by mean |SHAP|:", top)
     assert sum(f in planted for f in top) >= 8, top
     assert len(a.ids) == 2000 and a.per_patient.shape == (2000, len(X.feature_names))
+
+
+# --- integrated gradients and explain.saliency ------------------------------------------------
+
+def test_integrated_gradients_is_exact_for_linear_and_complete_for_nonlinear_functions():
+    import jax.numpy as jnp
+
+    from tumorboard.api import integrated_gradients
+
+    rng = np.random.default_rng(0)
+    x, w = jnp.asarray(rng.normal(size=(5, 7)), jnp.float32), jnp.asarray(rng.normal(size=7), jnp.float32)
+    linear = np.asarray(integrated_gradients(lambda z: z @ w, x))
+    np.testing.assert_allclose(linear, np.asarray(x * w), rtol=1e-5, atol=1e-6)
+
+    def f(z):
+        return jnp.tanh(z @ w) + (z[:, 0] * z[:, 1]) ** 2
+
+    baseline = jnp.full_like(x, 0.3)
+    ig = np.asarray(integrated_gradients(f, x, baseline, steps=256))
+    np.testing.assert_allclose(ig.sum(axis=1), np.asarray(f(x) - f(baseline)), rtol=2e-3, atol=2e-3)
+
+
+def test_omics_saliency_adds_up_to_the_supervised_head():
+    from tumorboard_omics.autoencoder import encode
+
+    folder = generate(Path(tempfile.mkdtemp(prefix="tumorboard-ig-")) / "c", SynthOptions(patients=120, seed=2, images=False))
+    cohort = load_cohort(folder / "outcomes.csv", id_column="patient_id", task="binary", target="response")
+    ids = list(cohort.ids)
+    ae = component_class("modality", "omics.autoencoder")(
+        layers=[{"name": "rna", "path": str(folder / "omics/rna.parquet"), "top_k": 50}], supervised=True,
+        epochs=5, latent=4, hidden=[16])
+    a = ae.fit(ids, cohort.target).saliency(ids)
+    assert a.per_patient.shape == (len(a.ids), 50) and all(name.startswith("rna:") for name in a.feature_names)
+    xs, _, present = ae._values(list(a.ids))
+    model, params = ae._model(ae.task_, ae.n_classes_), ae._fitted_params()
+    _, head = encode(model, params, tuple(xs), present)
+    _, head0 = encode(model, params, tuple(np.zeros_like(x) for x in xs), present)
+    # completeness up to the 32-step discretisation of the path integral (ReLU kinks)
+    np.testing.assert_allclose(a.per_patient.sum(axis=1), (head - head0)[:, 0], atol=2e-2)
+    unsupervised = component_class("modality", "omics.autoencoder")(
+        layers=[{"name": "rna", "path": str(folder / "omics/rna.parquet"), "top_k": 50}], epochs=2, latent=4)
+    assert unsupervised.fit(ids, cohort.target).saliency(ids) is None
+
+
+def test_saliency_explainer_says_which_modalities_it_needs():
+    from tumorboard_explain.saliency import SaliencyExplainer
+
+    X, y = _block()
+    folder = Path(tempfile.mkdtemp(prefix="tumorboard-sal-"))
+    (folder / "t.csv").write_text("patient_id,a\nP0,1\n", encoding="utf-8")
+    tab = component_class("modality", "tabular.file")(path=folder / "t.csv")
+    with pytest.raises(Exception, match=r"none of the modalities \(clinical = tabular.file\) has a network with a supervised head; use imaging.cnn"):
+        SaliencyExplainer().explain(None, X, X.feature_names, y, modalities={"clinical": tab})
+    with pytest.raises(Exception, match="needs the fitted modalities"):
+        SaliencyExplainer().explain(None, X, X.feature_names, y)

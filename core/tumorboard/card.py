@@ -124,7 +124,9 @@ def _modalities(run: RunFiles, patient: str) -> str:
     features = run.per_patient("explain.shap", "features")
     if features is not None and patient in set(features["patient_id"]):
         row = features.filter(pl.col("patient_id") == patient)
-        missing = [c for c in row.columns if c.endswith("__missing") and row[c][0] and float(row[c][0]) > 0]
+        # "days since last" of a condition or drug is missing when there was none: not a missing measurement
+        missing = [c for c in row.columns if c.endswith("__missing") and "days_since" not in c
+                   and row[c][0] is not None and float(row[c][0]) > 0]
         if missing:
             out += "<p>Missing measurements (imputed): " + ", ".join(
                 html.escape(readable(c).removesuffix(" is missing").replace(" is missing (", " (")) for c in missing[:12]) + (
@@ -153,12 +155,13 @@ def _saliency(run: RunFiles, patient: str) -> str:
         if mask is not None and mask.any():
             ax.contour(mask, [0.5], colors=[ORANGE], linewidths=1.5)
         ax.set_axis_off()
-        inside = float(arrays.get("inside", np.nan))
+        inside, share = float(arrays.get("inside", np.nan)), float(arrays.get("mask_share", np.nan))
         out += "<div>" + embed(fig, f"saliency overlay on the {modality} slice with the largest tumour area") + (
             f"<p class=\"note\">{html.escape(modality)}: the slice with the largest tumour area; hot colours mark "
             f"voxels that pushed the imaging network towards its prediction (integrated gradients), the orange line "
             f"the tumour mask. {fmt(inside, 2) if np.isfinite(inside) else 'n/a'} of the positive attribution mass "
-            "lies inside the mask.</p></div>")
+            f"lies inside the mask, which covers {fmt(share, 2) if np.isfinite(share) else 'n/a'} of the network's "
+            "input.</p></div>")
     return f"<div class=\"grid\">{out}</div>" if out else ""
 
 

@@ -176,9 +176,10 @@ class ImagingCNN(ImagingSource):
         The baseline is the black image (every voxel at the image's minimum);
         a binary head explains the class it predicts. For
         each patient the slice (first axis) with the largest mask area is
-        kept, with the image and mask, and ``inside``: the share of the
-        positive attribution mass, over the whole image, that lies inside the
-        mask (NaN without a mask).
+        kept, with the image and mask, ``inside``: the share of the positive
+        attribution mass, over the whole image, that lies inside the mask
+        (NaN without a mask), and ``mask_share``: the mask's share of the
+        input's voxels, what ``inside`` would be by chance.
         """
         import jax
         import jax.numpy as jnp
@@ -202,6 +203,7 @@ class ImagingCNN(ImagingSource):
                 continue
             image, mask = _load(found[0], found[1], tuple(o.shape), o.spacing, o.window, o.crop_margin_mm, o.label,
                                 o.cache, o.field)
+            share = float(mask.mean()) if mask is not None else np.nan
             x = jnp.asarray(image[None, ..., None])
             sign = jnp.where(predict(x) < 0, -1.0, 1.0) if self.kind_ == "binary" else jnp.ones(1)
             attribution = np.asarray(ig(x, sign))[0, ..., 0]
@@ -210,7 +212,9 @@ class ImagingCNN(ImagingSource):
             if image.ndim == 3:
                 z = int(np.argmax(mask.sum(axis=(1, 2)))) if mask is not None else image.shape[0] // 2
                 image, attribution, mask = image[z], attribution[z], (mask[z] if mask is not None else None)
-            maps[patient] = {"image": image, "saliency": attribution, "inside": np.float32(inside)}
+            # share: what "inside" would be if attribution ignored the tumour (the mask's share of the voxels)
+            maps[patient] = {"image": image, "saliency": attribution, "inside": np.float32(inside),
+                             "mask_share": np.float32(share)}
             if mask is not None:
                 maps[patient]["mask"] = mask.astype(np.float32)
         return Attribution(method="integrated gradients", feature_names=(), importance=np.zeros(0),
