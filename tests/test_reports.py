@@ -156,3 +156,47 @@ def test_report_and_card_render_in_headless_chromium(run_dir, tmp_path):
         result = _render(page, tmp_path)
         assert result["errors"] == [] and result["console"] == [], page.name
         assert len(result["images"]) >= 3 and all(result["images"]), (page.name, result["images"])
+
+
+@pytest.mark.parametrize(("task", "target", "model", "expected"), [
+    ("survival", '["os_months", "os_event"]', "model.coxnet", ("alt=\"Kaplan-Meier curves by risk group\"", "predicted risk score")),
+    ("regression", '"age"', "model.gbm", ("alt=\"predicted against observed\"", "95% prediction interval")),
+])
+def test_survival_and_regression_runs_get_their_own_figures(tmp_path, task, target, model, expected):
+    outcomes = pl.read_csv(COHORT / "outcomes.csv")
+    if task == "regression":  # a continuous target the clinical table does not contain
+        clinical = pl.read_csv(COHORT / "tables" / "clinical_baseline.csv")
+        outcomes = outcomes.join(clinical.select("patient_id", "age"), on="patient_id")
+    outcomes.write_csv(tmp_path / "outcomes.csv")
+    features = pl.read_csv(COHORT / "tables" / "clinical_baseline.csv").drop("age")
+    features.write_csv(tmp_path / "clinical.csv")
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f"""
+[run]
+name = "{task}-report"
+task = "{task}"
+seed = 2
+output = "{(tmp_path / 'out').as_posix()}"
+[cohort]
+outcomes = "outcomes.csv"
+target = {target}
+[[modality]]
+name = "clinical"
+plugin = "tabular.file"
+options = {{ path = "clinical.csv" }}
+[fusion]
+plugin = "fusion.concat"
+[model]
+plugin = "{model}"
+[evaluation]
+folds = 2
+bootstrap = 50
+[[explainer]]
+plugin = "explain.shap"
+options = {{ max_patients = 30, background = 20 }}
+""", encoding="utf-8")
+    result = run(spec)
+    report = (result.path / "report.html").read_text(encoding="utf-8")
+    assert expected[0] in report and "What drives the predictions" in report
+    card = patient_card(result.path, outcomes["patient_id"][0]).read_text(encoding="utf-8")
+    assert expected[1] in card
