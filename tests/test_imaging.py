@@ -260,3 +260,23 @@ def test_rotation_augment_turns_the_image_in_plane():
     a = np.asarray(augment(jnp.asarray(smooth), jax.random.PRNGKey(0), 0, 10.0))
     b = np.asarray(augment(jnp.asarray(smooth), jax.random.PRNGKey(1), 0, 10.0))
     assert a.shape == smooth.shape and not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("baseline", ["black", "blur"])
+def test_cnn_saliency_maps_the_largest_tumour_slice(baseline):
+    ids = pl.read_csv(COHORT / "outcomes.csv")["patient_id"].to_list()
+    y = Target("binary", pl.read_csv(COHORT / "outcomes.csv")["response"].to_numpy(), None, ("0", "1"))
+    model = cnn(field="fixed", spacing=(2.0, 2.0, 2.5), shape=[8, 16, 16], saliency_baseline=baseline, saliency_steps=8)
+    a = model.fit(ids, y).saliency(ids)
+    maps = a.images["imaging.cnn"]
+    scanned = set(model.transform(ids).ids[i] for i in np.flatnonzero(model.transform(ids).presence))
+    assert set(maps) == scanned and len(scanned) < len(ids)  # patients without a scan get no map
+    for m in maps.values():
+        assert m["image"].shape == m["saliency"].shape == m["mask"].shape == (16, 16)
+        # the kept slice is the one with the largest tumour area, and the shares are shares
+        assert m["mask"].sum() > 0 and 0 <= float(m["inside"]) <= 1 and 0 < float(m["mask_share"]) < 1
+
+
+def test_fixed_field_needs_a_spacing():
+    with pytest.raises(Exception, match="field = 'fixed' needs spacing"):
+        cnn(field="fixed")

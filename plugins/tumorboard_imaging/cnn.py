@@ -149,6 +149,8 @@ class ImagingCNN(ImagingSource):
         max_rotation_deg: float = Field(10.0, ge=0, le=180, description="Largest random in-plane rotation (degrees).")
         output_head: bool = Field(False, description="Add the network's own prediction as one more feature.")
         saliency_steps: PositiveInt = Field(32, description="Integration steps of the saliency maps (integrated gradients).")
+        saliency_baseline: Literal["black", "blur"] = Field("black", description="Reference image of the saliency maps.")
+        saliency_blur: PositiveFloat = Field(3.0, description="Gaussian sigma (voxels) of the 'blur' baseline.")
         cache: Path | None = Field(Path(".tumorboard-cache/imaging"), description="Cache of prepared arrays (None: no cache).")
 
         @model_validator(mode="after")
@@ -192,9 +194,9 @@ class ImagingCNN(ImagingSource):
         # a binary head explains the class it predicts: positive attribution is evidence for that prediction
         # baseline: the black image (every voxel at the image's minimum, the window's low end: air), as in
         # the IG paper; voxels at the minimum get no attribution, tissue is measured against its absence
-        ig = jax.jit(lambda images, sign: integrated_gradients(
-            lambda z: sign * head_score(self.kind_, net.apply({"params": params}, z)[1]), images,
-            jnp.full_like(images, images.min()), steps=o.saliency_steps))
+        ig = jax.jit(lambda images, base, sign: integrated_gradients(
+            lambda z: sign * head_score(self.kind_, net.apply({"params": params}, z)[1]), images, base,
+            steps=o.saliency_steps))
         predict = jax.jit(lambda images: head_score(self.kind_, net.apply({"params": params}, images)[1]))
         maps: dict[str, dict[str, np.ndarray]] = {}
         for patient in map(str, ids):
@@ -206,7 +208,7 @@ class ImagingCNN(ImagingSource):
             share = float(mask.mean()) if mask is not None else np.nan
             x = jnp.asarray(image[None, ..., None])
             sign = jnp.where(predict(x) < 0, -1.0, 1.0) if self.kind_ == "binary" else jnp.ones(1)
-            attribution = np.asarray(ig(x, sign))[0, ..., 0]
+            attribution = np.asarray(ig(x, jnp.asarray(self._baseline(image)[None, ..., None]), sign))[0, ..., 0]
             positive = np.clip(attribution, 0, None)
             inside = float(positive[mask].sum() / positive.sum()) if mask is not None and positive.sum() > 0 else np.nan
             if image.ndim == 3:
@@ -219,6 +221,16 @@ class ImagingCNN(ImagingSource):
                 maps[patient]["mask"] = mask.astype(np.float32)
         return Attribution(method="integrated gradients", feature_names=(), importance=np.zeros(0),
                            ids=tuple(maps), images={self.name: maps}, units=f"{self.kind_} head output")
+
+    def _baseline(self, image: np.ndarray) -> np.ndarray:
+        """The reference image of integrated gradients: black (the image's minimum everywhere), or the image
+        blurred (a Gaussian of ``saliency_blur`` voxels), which keeps coarse anatomy and asks what the fine
+        structure (texture, edges) contributed."""
+        if self.options.saliency_baseline == "black":
+            return np.full_like(image, image.min())
+        from scipy.ndimage import gaussian_filter
+
+        return gaussian_filter(image, self.options.saliency_blur).astype(image.dtype)
 
     def _fitted_params(self):
         import jax
