@@ -80,7 +80,9 @@ def _contributions(run: RunFiles, patient: str) -> str:
     found = run.attribution("explain.shap")
     values = run.per_patient("explain.shap")
     if found is None or values is None or patient not in set(values["patient_id"]):
-        return "<p class=\"note\">No per-patient SHAP values in this run (add an explain.shap explainer to the spec).</p>"
+        why = ("the run has no explain.shap explainer (add one to the spec)" if found is None else
+               "the patient was not in explain.shap's sample (raise its max_patients)")
+        return f"<p class=\"note\">No SHAP values for this patient: {why}.</p>"
     summary = found[1]
     row = values.filter(pl.col("patient_id") == patient).drop("patient_id")
     phi = row.to_numpy()[0]
