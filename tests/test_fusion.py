@@ -82,6 +82,9 @@ def test_ablation_shows_the_multimodal_gain(tmp_path):
     folds = saved["per_fold"]["auroc"]
     assert len(folds["values"]) == 5 and folds["mean"] == pytest.approx(np.mean(folds["values"]))
     assert folds["sd"] == pytest.approx(np.std(folds["values"], ddof=1))
+    report = (result.path / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Modality ablation</h2>" in report and 'alt="modality ablation"' in report
+    assert "all but mutation" in report  # the table lists every subset with its paired gain
 
 
 def test_ablation_needs_two_modalities(tmp_path):
