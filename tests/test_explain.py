@@ -144,3 +144,23 @@ def test_saliency_explainer_says_which_modalities_it_needs():
         SaliencyExplainer().explain(None, X, X.feature_names, y, modalities={"clinical": tab})
     with pytest.raises(Exception, match="needs the fitted modalities"):
         SaliencyExplainer().explain(None, X, X.feature_names, y)
+
+
+def test_multiclass_shap_explains_each_patients_predicted_class():
+    import shap
+
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.normal(size=(n, 5))
+    labels = np.argmax(x[:, :3] + rng.normal(0, 0.5, (n, 3)), axis=1)
+    X = FeatureBlock(tuple(f"P{i}" for i in range(n)), x, tuple(f"f{j}" for j in range(5)), np.ones(n, bool), "fused")
+    y = Target("multiclass", labels, None, ("a", "b", "c"))
+    model = component_class("model", "model.gbm")().fit(X, y)
+    a = ShapExplainer(max_patients=40).explain(model, X, X.feature_names, y)
+    rows = np.array([X.ids.index(i) for i in a.ids])
+    chosen = model.predict(X.take(rows)).argmax(axis=1)
+    raw = model.estimator_.decision_function(x[rows])[np.arange(len(rows)), chosen]
+    expected = np.asarray(shap.TreeExplainer(model.estimator_).expected_value)[chosen]
+    np.testing.assert_allclose(a.per_patient.sum(axis=1) + expected, raw, atol=1e-6)
+    assert a.units == "raw score (softmax logit) of the predicted class" and a.baseline is None
+    assert set(np.argsort(-a.importance)[:3]) == {0, 1, 2}  # the planted features, not the two noise ones

@@ -140,12 +140,12 @@ def _saliency(run: RunFiles, patient: str) -> str:
     path = run.folder / "attributions" / "explain.saliency-images.npz"
     if not path.is_file():
         return ""
+    parts: dict[str, dict[str, np.ndarray]] = {}
     with np.load(path, allow_pickle=False) as stored:
-        parts = {k.split("/", 2)[0]: {} for k in stored.files if k.split("/", 2)[1] == patient}
-        for key in stored.files:
+        for key in stored.files:  # modality/patient/part
             modality, pid, part = key.split("/", 2)
             if pid == patient:
-                parts[modality][part] = stored[key]
+                parts.setdefault(modality, {})[part] = stored[key]
     out = ""
     for modality, arrays in parts.items():
         image, saliency, mask = arrays["image"], arrays["saliency"], arrays.get("mask")

@@ -19,6 +19,8 @@ TREE_ESTIMATORS = (
 )
 UNITS = {"binary": "log-odds of {positive}", "multiclass": "log-probability of the predicted class",
          "regression": "predicted value", "survival": "risk score"}
+# scikit-learn's multiclass trees add up to each class's raw score (softmax logit), not its log-probability
+TREE_MULTICLASS_UNITS = "raw score (softmax logit) of the predicted class"
 
 
 def _qualified(obj: object) -> str:
@@ -106,7 +108,8 @@ class ShapExplainer(Explainer):
             explainer = shap.PermutationExplainer(f, masker, seed=self.seed)
             explanation = explainer(values[rows], max_evals=2 * values.shape[1] + 1, silent=True)
             phi, base = np.asarray(explanation.values), np.asarray(explanation.base_values, dtype=np.float64)
-        phi, base = _one_output(phi, base, kind, f(values[rows]))
+        if kind == "multiclass":  # one signed row per patient: the predicted class's values
+            phi, base = _predicted_class(phi, base, f(values[rows]))
         return Attribution(
             method=self.name,
             feature_names=tuple(feature_names),
@@ -115,8 +118,10 @@ class ShapExplainer(Explainer):
             ids=tuple(X.ids[i] for i in rows),
             per_patient=phi,
             sources=X.sources,
-            baseline=float(np.mean(base)),
-            units=UNITS[kind].format(positive=y.classes[1] if y is not None and len(y.classes) > 1 else "class 1"),
+            # one baseline when every patient shares it (multiclass: each predicted class has its own)
+            baseline=float(base.ravel()[0]) if np.allclose(base, base.ravel()[0]) else None,
+            units=(TREE_MULTICLASS_UNITS if kind == "multiclass" and algorithm == "tree" else
+                   UNITS[kind].format(positive=y.classes[1] if y is not None and len(y.classes) > 1 else "class 1")),
         )
 
     def _algorithm(self, model: Model) -> str:
@@ -133,13 +138,10 @@ class ShapExplainer(Explainer):
         return chosen
 
 
-def _one_output(phi: np.ndarray, base: np.ndarray, kind: str, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Multi-output SHAP values reduced to one signed row per patient: the predicted class's."""
-    if kind != "multiclass" or phi.ndim == 2:
-        return phi, base
+def _predicted_class(phi: np.ndarray, base: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Multiclass SHAP values (patients, features, classes) reduced to each patient's predicted class."""
+    if phi.ndim != 3 or phi.shape[0] != len(output):
+        raise ComponentError(f"explain.shap: unexpected multiclass SHAP output of shape {phi.shape}")
     chosen = np.argmax(output, axis=1)
-    if phi.ndim == 3 and phi.shape[0] == len(chosen):  # (patients, features, classes)
-        rows = np.arange(len(chosen))
-        base = base[rows, chosen] if base.ndim == 2 else base[chosen]
-        return phi[rows, :, chosen], base
-    raise ComponentError(f"explain.shap: unexpected SHAP output of shape {phi.shape}")
+    rows = np.arange(len(chosen))
+    return phi[rows, :, chosen], (base[rows, chosen] if base.ndim == 2 else base[chosen])

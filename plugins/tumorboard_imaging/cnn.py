@@ -175,8 +175,8 @@ class ImagingCNN(ImagingSource):
     def saliency(self, ids: Sequence[str]) -> Attribution | None:
         """Integrated gradients of the network's own head for each patient's image (voxel maps).
 
-        The baseline is the black image (every voxel at the image's minimum);
-        a binary head explains the class it predicts. For
+        The baseline is ``saliency_baseline`` (see ``_baseline``); a binary
+        head explains the class it predicts. For
         each patient the slice (first axis) with the largest mask area is
         kept, with the image and mask, ``inside``: the share of the positive
         attribution mass, over the whole image, that lies inside the mask
@@ -192,8 +192,6 @@ class ImagingCNN(ImagingSource):
         o = self.options
         net, params = self._net(), self._fitted_params()
         # a binary head explains the class it predicts: positive attribution is evidence for that prediction
-        # baseline: the black image (every voxel at the image's minimum, the window's low end: air), as in
-        # the IG paper; voxels at the minimum get no attribution, tissue is measured against its absence
         ig = jax.jit(lambda images, base, sign: integrated_gradients(
             lambda z: sign * head_score(self.kind_, net.apply({"params": params}, z)[1]), images, base,
             steps=o.saliency_steps))
@@ -223,9 +221,13 @@ class ImagingCNN(ImagingSource):
                            ids=tuple(maps), images={self.name: maps}, units=f"{self.kind_} head output")
 
     def _baseline(self, image: np.ndarray) -> np.ndarray:
-        """The reference image of integrated gradients: black (the image's minimum everywhere), or the image
-        blurred (a Gaussian of ``saliency_blur`` voxels), which keeps coarse anatomy and asks what the fine
-        structure (texture, edges) contributed."""
+        """The reference image of integrated gradients.
+
+        ``black``: the image's minimum everywhere (the window's low end: air), as in the IG paper, so voxels
+        at the minimum get no attribution and tissue is measured against its absence. ``blur``: the image
+        blurred by a Gaussian of ``saliency_blur`` voxels, which keeps coarse anatomy and asks what the
+        fine structure (texture, edges) contributed.
+        """
         if self.options.saliency_baseline == "black":
             return np.full_like(image, image.min())
         from scipy.ndimage import gaussian_filter
