@@ -275,6 +275,8 @@ def test_cnn_saliency_maps_the_largest_tumour_slice(baseline):
         assert m["image"].shape == m["saliency"].shape == m["mask"].shape == (16, 16)
         # the kept slice is the one with the largest tumour area, and the shares are shares
         assert m["mask"].sum() > 0 and 0 <= float(m["inside"]) <= 1 and 0 < float(m["mask_share"]) < 1
+        # the stricter chance level counts only voxels that differ from the baseline, so it is the larger
+        assert float(m["mask_share"]) <= float(m["support_share"]) <= 1
 
 
 def test_fixed_field_needs_a_spacing():

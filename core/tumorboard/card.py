@@ -158,12 +158,14 @@ def _saliency(run: RunFiles, patient: str) -> str:
             ax.contour(mask, [0.5], colors=[ORANGE], linewidths=1.5)
         ax.set_axis_off()
         inside, share = float(arrays.get("inside", np.nan)), float(arrays.get("mask_share", np.nan))
+        support = float(arrays.get("support_share", np.nan))
         out += "<div>" + embed(fig, f"saliency overlay on the {modality} slice with the largest tumour area") + (
             f"<p class=\"note\">{html.escape(modality)}: the slice with the largest tumour area; hot colours mark "
             f"voxels that pushed the imaging network towards its prediction (integrated gradients), the orange line "
             f"the tumour mask. {fmt(inside, 2) if np.isfinite(inside) else 'n/a'} of the positive attribution mass "
             f"lies inside the mask, which covers {fmt(share, 2) if np.isfinite(share) else 'n/a'} of the network's "
-            "input.</p></div>")
+            "input" + (f" and {fmt(support, 2)} of the voxels that can carry attribution (those that differ from "
+                       "the reference image)" if np.isfinite(support) else "") + ".</p></div>")
     return f"<div class=\"grid\">{out}</div>" if out else ""
 
 

@@ -180,8 +180,12 @@ class ImagingCNN(ImagingSource):
         each patient the slice (first axis) with the largest mask area is
         kept, with the image and mask, ``inside``: the share of the positive
         attribution mass, over the whole image, that lies inside the mask
-        (NaN without a mask), and ``mask_share``: the mask's share of the
-        input's voxels, what ``inside`` would be by chance.
+        (NaN without a mask), ``mask_share``: the mask's share of the
+        input's voxels, what ``inside`` would be by chance, and
+        ``support_share``: the mask's share of the voxels that differ from the
+        baseline — the only ones integrated gradients can credit (with the
+        black baseline, air and lung clipped at the window's low end get
+        exactly zero), so a stricter chance level.
         """
         import jax
         import jax.numpy as jnp
@@ -206,7 +210,10 @@ class ImagingCNN(ImagingSource):
             share = float(mask.mean()) if mask is not None else np.nan
             x = jnp.asarray(image[None, ..., None])
             sign = jnp.where(predict(x) < 0, -1.0, 1.0) if self.kind_ == "binary" else jnp.ones(1)
-            attribution = np.asarray(ig(x, jnp.asarray(self._baseline(image)[None, ..., None]), sign))[0, ..., 0]
+            baseline = self._baseline(image)
+            attribution = np.asarray(ig(x, jnp.asarray(baseline[None, ..., None]), sign))[0, ..., 0]
+            support = image != baseline
+            support_share = float(mask[support].mean()) if mask is not None and support.any() else np.nan
             positive = np.clip(attribution, 0, None)
             inside = float(positive[mask].sum() / positive.sum()) if mask is not None and positive.sum() > 0 else np.nan
             if image.ndim == 3:
@@ -214,7 +221,7 @@ class ImagingCNN(ImagingSource):
                 image, attribution, mask = image[z], attribution[z], (mask[z] if mask is not None else None)
             # share: what "inside" would be if attribution ignored the tumour (the mask's share of the voxels)
             maps[patient] = {"image": image, "saliency": attribution, "inside": np.float32(inside),
-                             "mask_share": np.float32(share)}
+                             "mask_share": np.float32(share), "support_share": np.float32(support_share)}
             if mask is not None:
                 maps[patient]["mask"] = mask.astype(np.float32)
         return Attribution(method="integrated gradients", feature_names=(), importance=np.zeros(0),

@@ -24,7 +24,7 @@ from . import imaging, model, omics, omop
 from . import params as P
 
 CHUNK = 2000  # fixed: part of what a seed means
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 
 @dataclass
@@ -36,7 +36,8 @@ class SynthOptions:
     images: bool = True
     confounded: bool = False
     image_size: tuple[int, int, int] = (64, 64, 32)
-    spacing: tuple[float, float, float] = (0.8, 0.8, 2.5)
+    # 80 x 80 x 80 mm: a chest wide enough that a median tumour (about 2 cm across) fits in a lung
+    spacing: tuple[float, float, float] = (1.25, 1.25, 2.5)
     dicom_fraction: float = 0.1
     rna_genes: int = 2000
 

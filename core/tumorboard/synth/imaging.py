@@ -59,13 +59,16 @@ def render(
     inner = (x / (0.47 * fx - 2.5)) ** 2 + (y / (0.42 * fy - 2.5)) ** 2 <= 1
     img[body] = HU["fat"]
     img[inner] = HU["soft"]
+    # the lungs fill most of the chest either side of a narrow mediastinum, as on a real axial slice
+    lung_cx, lung_rx, lung_ry = 0.25 * fx, 0.2 * fx, 0.32 * fy
     for side in (-1, 1):
-        lung = ((x - side * 0.2 * fx) / (0.15 * fx)) ** 2 + ((y + 0.03 * fy) / (0.25 * fy)) ** 2 <= 1
+        lung = ((x - side * lung_cx) / lung_rx) ** 2 + ((y + 0.03 * fy) / lung_ry) ** 2 <= 1
         img[lung & inner] = HU["lung"]
-    spine = (x**2 + (y - 0.3 * fy) ** 2) <= (0.07 * fx) ** 2
+    spine = (x**2 + (y - 0.33 * fy) ** 2) <= (0.06 * fx) ** 2
     img[spine] = HU["bone"]
 
-    # lesions: a primary and, for one patient in five, a smaller second one
+    # lesions: a primary and, for one patient in five, a smaller second one, each centred in a lung
+    # (primary lung cancers grow in the parenchyma, so air surrounds most of the tumour)
     radius = (3 * volume_mm3 * scale / (4 * np.pi)) ** (1 / 3)
     lesions = [(radius, 1.0)]
     if rng.random() < 0.2:
@@ -73,10 +76,14 @@ def render(
     texture = gaussian_filter(rng.standard_normal((nz, ny, nx)), sigma=(0.5, 1.2, 1.2))
     texture /= texture.std() + 1e-9
     mask = np.zeros((nz, ny, nx), dtype=np.uint8)
+    side = rng.choice([-1.0, 1.0])
     for r, _ in lesions:
         base_r = r / scale ** (1 / 3)  # positions use the baseline size, so follow-ups line up
-        margin = np.array([fx, fy, fz]) / 2 - base_r * 1.5 - np.array([sx, sy, sz])
-        center = rng.uniform(-np.maximum(margin, 0) * 0.6, np.maximum(margin, 0) * 0.6)
+        z_margin = max(fz / 2 - base_r * 1.5 - sz, 0.0)
+        center = np.array([side * lung_cx + rng.uniform(-0.25, 0.25) * lung_rx,
+                           -0.03 * fy + rng.uniform(-0.4, 0.4) * lung_ry,
+                           rng.uniform(-0.6, 0.6) * z_margin])
+        side = -side  # a second lesion sits in the other lung
         d = np.stack([x - center[0], y - center[1], z - center[2]])
         dist = np.sqrt((d**2).sum(axis=0)) + 1e-9
         bulge = _shape_field(rng, d / dist)
