@@ -60,9 +60,9 @@ def render(
     img[body] = HU["fat"]
     img[inner] = HU["soft"]
     # the lungs fill most of the chest either side of a narrow mediastinum, as on a real axial slice
-    lung_cx, lung_rx, lung_ry = 0.25 * fx, 0.2 * fx, 0.32 * fy
+    lung_cx, lung_cy, lung_rx, lung_ry = 0.25 * fx, -0.03 * fy, 0.2 * fx, 0.32 * fy
     for side in (-1, 1):
-        lung = ((x - side * lung_cx) / lung_rx) ** 2 + ((y + 0.03 * fy) / lung_ry) ** 2 <= 1
+        lung = ((x - side * lung_cx) / lung_rx) ** 2 + ((y - lung_cy) / lung_ry) ** 2 <= 1
         img[lung & inner] = HU["lung"]
     spine = (x**2 + (y - 0.33 * fy) ** 2) <= (0.06 * fx) ** 2
     img[spine] = HU["bone"]
@@ -81,7 +81,7 @@ def render(
         base_r = r / scale ** (1 / 3)  # positions use the baseline size, so follow-ups line up
         z_margin = max(fz / 2 - base_r * 1.5 - sz, 0.0)
         center = np.array([side * lung_cx + rng.uniform(-0.25, 0.25) * lung_rx,
-                           -0.03 * fy + rng.uniform(-0.4, 0.4) * lung_ry,
+                           lung_cy + rng.uniform(-0.4, 0.4) * lung_ry,
                            rng.uniform(-0.6, 0.6) * z_margin])
         side = -side  # a second lesion sits in the other lung
         d = np.stack([x - center[0], y - center[1], z - center[2]])
