@@ -219,7 +219,6 @@ class ImagingCNN(ImagingSource):
             if image.ndim == 3:
                 z = int(np.argmax(mask.sum(axis=(1, 2)))) if mask is not None else image.shape[0] // 2
                 image, attribution, mask = image[z], attribution[z], (mask[z] if mask is not None else None)
-            # share: what "inside" would be if attribution ignored the tumour (the mask's share of the voxels)
             maps[patient] = {"image": image, "saliency": attribution, "inside": np.float32(inside),
                              "mask_share": np.float32(share), "support_share": np.float32(support_share)}
             if mask is not None:
