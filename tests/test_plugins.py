@@ -87,13 +87,75 @@ def test_plugin_that_fails_to_import_is_reported_and_others_work(site):
     assert BUILTINS <= {n for f in registry.components.values() for n in f}
 
 
-def test_duplicate_component_name_names_both_distributions(site):
+def test_component_name_claimed_by_two_distributions_is_a_conflict_not_a_choice(site):
     fake_distribution(site, "tb-dupe", {"tb_dupe": GOOD_MODEL.format(cls="Dupe", name="model.logistic")}, {"dupe": "tb_dupe"})
     registry = load_plugins()
-    (broken,) = [p for p in registry.broken if p.name == "dupe"]
-    assert "duplicate component name 'model.logistic'" in broken.error
-    assert "'tumorboard'" in broken.error and "'tb-dupe'" in broken.error
-    assert registry.owner["model.logistic"].distribution == "tumorboard"
+    assert registry.get("model", "model.logistic") is None  # never picked by load order
+    claimants = {p.distribution for p in registry.conflicts["model.logistic"]}
+    assert claimants == {"tumorboard", "tb-dupe"}
+    assert registry.get("model", "model.logistic", "tb-dupe").__name__ == "Dupe"
+    assert registry.get("model", "model.logistic", "tumorboard").__name__ == "LogisticModel"
+    assert "claimed by two distributions (model.logistic)" in registry.summary_line()
+
+
+def test_spec_naming_a_conflicting_component_names_both_and_how_to_pin(site, quickstart):
+    fake_distribution(site, "tb-dupe", {"tb_dupe": GOOD_MODEL.format(cls="Dupe", name="model.logistic")}, {"dupe": "tb_dupe"})
+    result = CliRunner().invoke(app, ["spec", "validate", str(quickstart)])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "'tumorboard'" in text and "'tb-dupe'" in text
+    assert 'distribution = "tumorboard"' in text and 'distribution = "tb-dupe"' in text
+    pinned = quickstart.read_text(encoding="utf-8").replace(
+        'plugin = "model.logistic"', 'plugin = "model.logistic"\ndistribution = "tb-dupe"')
+    quickstart.write_text(pinned, encoding="utf-8")
+    from tumorboard.engine import run
+
+    result = run(quickstart)
+    assert result.metrics["overall"]["auroc"]["value"] == 0.5  # the pinned constant model, not the built-in
+    manifest = json.loads((result.path / "pipeline" / "manifest.json").read_text())
+    assert [c["distribution"] for c in manifest["components"] if c["role"] == "model"] == ["tb-dupe"]
+
+
+def test_two_distributions_reusing_an_entry_point_name_both_load(site):
+    fake_distribution(site, "tb-one", {"tb_one": GOOD_MODEL.format(cls="One", name="model.one")}, {"lab": "tb_one"})
+    fake_distribution(site, "tb-two", {"tb_two": GOOD_MODEL.format(cls="Two", name="model.two")}, {"lab": "tb_two"})
+    registry = load_plugins()
+    assert registry.get("model", "model.one") is not None and registry.get("model", "model.two") is not None
+    assert {p.distribution for p in registry.plugins if p.name == "lab" and p.status == "ok"} == {"tb-one", "tb-two"}
+
+
+def test_unknown_hook_name_is_reported_as_broken(site):
+    typo = GOOD_MODEL.format(cls="Typo", name="model.typo").replace("def register_models(", "def register_model(")
+    fake_distribution(site, "tb-typo", {"tb_typo": typo}, {"typo": "tb_typo"})
+    registry = load_plugins()
+    (entry,) = [p for p in registry.plugins if p.name == "typo"]
+    assert entry.status == "broken"
+    assert "unknown hook 'register_model'" in entry.error and "did you mean 'register_models'" in entry.error
+
+
+def test_plugin_that_registers_nothing_is_reported_as_empty(site):
+    fake_distribution(site, "tb-empty", {"tb_empty": "x = 1\n"}, {"nothing": "tb_empty"})
+    registry = load_plugins()
+    (entry,) = [p for p in registry.plugins if p.name == "nothing"]
+    assert entry.status == "empty" and "implements none of tumorboard's hooks" in entry.error
+    assert "1 plugin registering nothing (nothing)" in registry.summary_line()
+
+
+def test_no_such_component_names_the_broken_plugin_that_tried_in_one_sentence(site, quickstart):
+    bad = GOOD_MODEL.format(cls="Half", name="model.half").replace('"""A constant model used to test discovery."""', "")
+    fake_distribution(site, "tb-half", {"tb_half": bad}, {"half": "tb_half"})
+    quickstart.write_text(quickstart.read_text(encoding="utf-8").replace('"model.logistic"', '"model.half"'))
+    result = CliRunner().invoke(app, ["spec", "validate", str(quickstart)])
+    text = " ".join(result.output.split())
+    assert "plugin 'half' (distribution 'tb-half') tried to provide it but is broken: Half has no docstring" in text
+    assert "pluggy" not in text.lower()
+
+
+def test_spec_validate_prints_the_broken_plugin_count(site, quickstart):
+    fake_distribution(site, "tb-broken", {"tb_broken3": "import no_such_module_xyz\n"}, {"broken3": "tb_broken3"})
+    result = CliRunner().invoke(app, ["spec", "validate", str(quickstart)])
+    assert result.exit_code == 0, result.output
+    assert "1 broken plugin (broken3); see `tumorboard plugins`" in " ".join(result.output.split())
 
 
 def test_component_failing_the_api_checks_breaks_only_its_plugin(site):
@@ -122,7 +184,7 @@ def test_disable_env_skips_named_plugins(monkeypatch):
     assert {p.name for p in registry.plugins if p.status == "disabled"} == {"explain", "linear"}
 
 
-def test_local_module_loads_by_name_from_the_spec_folder(quickstart):
+def test_local_module_loads_by_file_path_from_the_spec_folder(quickstart):
     (quickstart.parent / "my_lab_plugin.py").write_text(GOOD_MODEL.format(cls="Lab", name="model.lab_constant"))
     text = quickstart.read_text(encoding="utf-8").replace('plugin = "model.logistic"', 'plugin = "model.lab_constant"')
     quickstart.write_text(text + '\n[plugins]\nmodules = ["my_lab_plugin"]\n')
@@ -130,12 +192,29 @@ def test_local_module_loads_by_name_from_the_spec_folder(quickstart):
 
     result = run(quickstart)
     assert result.metrics["overall"]["auroc"]["value"] == 0.5  # a constant predictor, as written
+    import sys
+
+    assert str(quickstart.parent) not in sys.path and "my_lab_plugin" not in sys.modules
 
 
-def test_local_module_loads_from_the_command_line(tmp_path, monkeypatch):
+def test_spec_plugin_module_without_a_file_beside_the_spec_is_an_error(quickstart):
+    quickstart.write_text(quickstart.read_text(encoding="utf-8") + '\n[plugins]\nmodules = ["json"]\n')
+    result = CliRunner().invoke(app, ["spec", "validate", str(quickstart)])
+    assert result.exit_code == 2
+    assert "plugins.modules[0]" in result.output and "no plugin file json.py" in " ".join(result.output.split())
+
+
+def test_local_module_loads_from_the_command_line_by_path(tmp_path):
     (tmp_path / "cli_lab_plugin.py").write_text(GOOD_MODEL.format(cls="Cli", name="model.cli_constant"))
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["plugins", "--json", "-p", "cli_lab_plugin"])
+    result = CliRunner().invoke(app, ["plugins", "--json", "-p", str(tmp_path / "cli_lab_plugin.py")])
     data = json.loads(result.output)
     (entry,) = [p for p in data["installed"] if p["name"] == "cli_lab_plugin"]
-    assert entry["source"] == "module" and entry["components"] == ["model.cli_constant"]
+    assert entry["source"] == "file" and entry["components"] == ["model.cli_constant"]
+
+
+def test_local_module_loads_from_the_command_line_by_module_name(site):
+    (site / "cli_named_plugin.py").write_text(GOOD_MODEL.format(cls="Named", name="model.cli_named"))
+    result = CliRunner().invoke(app, ["plugins", "--json", "-p", "cli_named_plugin"])
+    data = json.loads(result.output)
+    (entry,) = [p for p in data["installed"] if p["name"] == "cli_named_plugin"]
+    assert entry["source"] == "module" and entry["components"] == ["model.cli_named"]

@@ -1,15 +1,23 @@
 """Plugin discovery and the component registry.
 
 Plugins come from the ``tumorboard`` entry-point group (read with the standard
-library's ``importlib.metadata``) and from module names given in a spec or on
-the command line. Each entry point is loaded on its own: pluggy's
-``load_setuptools_entrypoints`` stops at the first plugin that fails to import,
-and one broken plugin must not take the others down.
+library's ``importlib.metadata``), from files a run spec names beside itself,
+and from modules or files named on the command line. Each entry point is
+loaded on its own: pluggy's ``load_setuptools_entrypoints`` stops at the first
+plugin that fails to import, and one broken plugin must not take the others
+down.
+
+Nothing here ever adds a folder to ``sys.path``: a data folder, a spec's folder
+or a run directory may hold files named like real modules (``cython.py``,
+``pyarrow.py``) that a later, unrelated import would pick up. Local plugin
+files are loaded by location instead (docs/security.md).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import importlib.util
 import inspect
 import os
 import sys
@@ -17,6 +25,7 @@ import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
@@ -28,10 +37,15 @@ from .components import FAMILIES, NAME_PATTERN, Component
 
 ENTRY_POINT_GROUP = "tumorboard"
 DISABLE_ENV = "TUMORBOARD_DISABLE_PLUGINS"
+# a local plugin file runs under this prefix in sys.modules, so it can never
+# stand in for a real module of the same name
+LOCAL_PREFIX = "tumorboard_local__"
 
 # families whose component names must start with a fixed prefix; modality
 # names start with their data family instead (tabular., ehr., omics., imaging.)
 NAME_PREFIX = {"model": "model.", "fusion": "fusion.", "explainer": "explain."}
+
+Status = Literal["ok", "broken", "disabled", "empty"]
 
 
 @dataclass
@@ -40,13 +54,25 @@ class PluginInfo:
 
     name: str
     module: str
-    source: Literal["entry point", "module"]
+    source: Literal["entry point", "module", "file"]
     distribution: str | None = None
     version: str | None = None
-    status: Literal["ok", "broken", "disabled"] = "ok"
+    status: Status = "ok"
     hooks: list[str] = field(default_factory=list)
     components: list[str] = field(default_factory=list)
     error: str | None = None
+    attempted: list[str] = field(default_factory=list)
+    """Component names the plugin tried to register (also when it broke)."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """A plugin's identity: (distribution, entry-point name); local plugins by source and module."""
+        return (self.distribution or f"({self.source})", self.name if self.source == "entry point" else self.module)
+
+    @property
+    def owner_label(self) -> str:
+        """What a spec's ``distribution = "..."`` pins this plugin's components by."""
+        return self.distribution or self.module
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -64,15 +90,27 @@ class PluginInfo:
 
 @dataclass
 class PluginRegistry:
-    """Every component class that loaded, by family and name, and every plugin's report."""
+    """Every component class that loaded, by family and name, and every plugin's report.
+
+    A name registered by two distributions is a conflict: ``get`` answers None
+    for it until the spec pins one (``distribution = "..."``); ``conflicts``
+    lists who claims it. Nothing is ever chosen by load order.
+    """
 
     plugins: list[PluginInfo] = field(default_factory=list)
     components: dict[str, dict[str, type[Component]]] = field(
         default_factory=lambda: {family: {} for family in FAMILIES}
     )
     owner: dict[str, PluginInfo] = field(default_factory=dict)
+    claims: dict[str, list[tuple[PluginInfo, type[Component]]]] = field(default_factory=dict)
+    """Every (plugin, class) that registered each name, conflicting or not."""
 
-    def get(self, family: str, name: str) -> type[Component] | None:
+    def get(self, family: str, name: str, distribution: str | None = None) -> type[Component] | None:
+        if distribution is not None:
+            for info, cls in self.claims.get(name, []):
+                if info.owner_label == distribution and _family_of(cls) == family:
+                    return cls
+            return None
         return self.components[family].get(name)
 
     def names(self, family: str) -> list[str]:
@@ -82,11 +120,43 @@ class PluginRegistry:
         for family, members in self.components.items():
             if name in members:
                 return family
+        for _, cls in self.claims.get(name, []):
+            return _family_of(cls)
         return None
+
+    @property
+    def conflicts(self) -> dict[str, list[PluginInfo]]:
+        """Component names claimed by more than one distribution, with the claimants."""
+        return {name: [info for info, _ in found] for name, found in self.claims.items() if len(found) > 1}
 
     @property
     def broken(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.status == "broken"]
+
+    @property
+    def empty(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if p.status == "empty"]
+
+    def summary_line(self) -> str | None:
+        """One line for `spec validate` and `run` when some plugin is broken, empty or in conflict."""
+        parts = []
+        if self.broken:
+            parts.append(f"{len(self.broken)} broken plugin{'s' if len(self.broken) > 1 else ''} "
+                         f"({', '.join(p.name for p in self.broken)})")
+        if self.empty:
+            parts.append(f"{len(self.empty)} plugin{'s' if len(self.empty) > 1 else ''} registering nothing "
+                         f"({', '.join(p.name for p in self.empty)})")
+        if self.conflicts:
+            parts.append(f"{len(self.conflicts)} component name{'s' if len(self.conflicts) > 1 else ''} "
+                         f"claimed by two distributions ({', '.join(sorted(self.conflicts))})")
+        return "; ".join(parts) + "; see `tumorboard plugins`" if parts else None
+
+
+def _family_of(cls: type) -> str:
+    for family, base in FAMILIES.items():
+        if inspect.isclass(cls) and issubclass(cls, base):
+            return family
+    return ""
 
 
 def component_problems(cls: object, family: str) -> list[str]:
@@ -122,17 +192,18 @@ def disabled_names() -> set[str]:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     found = []
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         # the same distribution can be visible twice (an editable install plus a
         # build folder on sys.path); count it once
-        key = (ep.name, ep.value)
+        dist = ep.dist.name if ep.dist is not None else ""
+        key = (dist, ep.name, ep.value)
         if key not in seen:
             seen.add(key)
             found.append(ep)
-    # a stable order decides who keeps a duplicated name: tumorboard's own
-    # distribution first, then the others by distribution and entry-point name
+
+    # a stable order for reports; it decides nothing (conflicts are reported, not resolved)
     def order(ep: metadata.EntryPoint) -> tuple[bool, str, str]:
         dist = ep.dist.name if ep.dist is not None else ""
         return (dist != "tumorboard", dist, ep.name)
@@ -146,6 +217,48 @@ def _short_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}{where}"
 
 
+def _one_line(err: BaseException) -> str:
+    """pluggy's validation messages span several lines; the last one says what is wrong."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def resolve_local_plugin(name: str, folder: Path) -> Path | None:
+    """The file a spec's ``[plugins] modules`` entry names: NAME.py or NAME/__init__.py in ``folder``
+    (or a relative path ending in .py); None when there is none."""
+    if name.endswith(".py") or "/" in name or os.sep in name:
+        path = (folder / name).resolve()
+        return path if path.is_file() or (path / "__init__.py").is_file() else None
+    rel = Path(*name.split("."))
+    for candidate in (folder / rel.with_suffix(".py"), folder / rel / "__init__.py"):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def import_file(path: Path) -> ModuleType:
+    """Import one plugin file (or package folder) by its location, never by searching sys.path."""
+    path = Path(path)
+    package = path.name == "__init__.py" or path.is_dir()
+    if path.is_dir():
+        path = path / "__init__.py"
+    stem = path.parent.name if package else path.stem
+    module_name = LOCAL_PREFIX + "".join(c if c.isalnum() else "_" for c in stem)
+    spec = importlib.util.spec_from_file_location(
+        module_name, path, submodule_search_locations=[str(path.parent)] if package else None
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # pydantic and dataclasses look the module up by name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
 class _Loader:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -156,14 +269,22 @@ class _Loader:
     def is_disabled(self, *names: str | None) -> bool:
         return any(n in self.disabled for n in names if n)
 
+    def _add(self, info: PluginInfo) -> bool:
+        """Record a plugin; False when it is disabled or already loaded under the same identity."""
+        if any(p.key == info.key for p in self.registry.plugins):
+            return False
+        self.registry.plugins.append(info)
+        if self.is_disabled(info.name, info.module, info.distribution):
+            info.status = "disabled"
+            info.error = f"disabled by {DISABLE_ENV}"
+            return False
+        return True
+
     def load_entry_point(self, ep: metadata.EntryPoint) -> None:
         dist = ep.dist.name if ep.dist is not None else None
         version = ep.dist.version if ep.dist is not None else None
         info = PluginInfo(ep.name, ep.value, "entry point", dist, version)
-        self.registry.plugins.append(info)
-        if self.is_disabled(ep.name, ep.value, dist):
-            info.status = "disabled"
-            info.error = f"disabled by {DISABLE_ENV}"
+        if not self._add(info):
             return
         try:
             module = ep.load()
@@ -173,13 +294,9 @@ class _Loader:
         self._register(info, module)
 
     def load_module(self, module_name: str) -> None:
-        if any(p.module == module_name for p in self.registry.plugins):
-            return
+        """A module named on the command line: the user's choice, imported by name."""
         info = PluginInfo(module_name, module_name, "module")
-        self.registry.plugins.append(info)
-        if self.is_disabled(module_name):
-            info.status = "disabled"
-            info.error = f"disabled by {DISABLE_ENV}"
+        if not self._add(info):
             return
         try:
             module = importlib.import_module(module_name)
@@ -194,24 +311,54 @@ class _Loader:
                 pass
         self._register(info, module)
 
+    def load_file(self, path: Path) -> None:
+        """A local plugin file (or package folder), loaded by location."""
+        path = Path(path).resolve()
+        name = path.parent.name if path.name == "__init__.py" else path.stem
+        info = PluginInfo(name, str(path), "file")
+        if not self._add(info):
+            return
+        try:
+            module = import_file(path)
+        except Exception as err:
+            self._broken(info, f"failed to import: {_short_error(err)}")
+            return
+        self._register(info, module)
+
     def _broken(self, info: PluginInfo, reason: str) -> None:
         info.status = "broken"
         info.error = reason
 
+    def _unknown_hooks(self, module: ModuleType) -> list[str]:
+        """Functions marked ``@hookimpl`` whose name is no tumorboard hook (a typo never passes silently)."""
+        problems = []
+        known = list(hookspecs.HOOKS)
+        for attr in dir(module):
+            if attr in known:
+                continue
+            try:
+                opts = self.pm.parse_hookimpl_opts(module, attr)
+            except Exception:  # an attribute that cannot be inspected is not a hook
+                continue
+            if opts is not None:
+                close = difflib.get_close_matches(attr, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; tumorboard's hooks are {', '.join(known)}"
+                problems.append(f"implements unknown hook {attr!r}{hint}")
+        return problems
+
     def _register(self, info: PluginInfo, module: ModuleType) -> None:
+        problems = self._unknown_hooks(module)
+        if problems:
+            self._broken(info, "; ".join(problems))
+            return
         try:
-            self.pm.register(module, name=f"{info.source}:{info.name}")
+            self.pm.register(module, name=f"{info.key[0]}:{info.key[1]}")
         except (ValueError, pluggy.PluginValidationError) as err:
-            self._broken(info, f"invalid hook implementation: {err}")
+            self._broken(info, f"invalid hook implementation: {_one_line(err)}")
             return
         pending: list[tuple[str, type[Component]]] = []
-        problems: list[str] = []
         for hook_name, family in hookspecs.HOOKS.items():
-            impls = [
-                impl
-                for impl in getattr(self.pm.hook, hook_name).get_hookimpls()
-                if impl.plugin is module
-            ]
+            impls = [impl for impl in getattr(self.pm.hook, hook_name).get_hookimpls() if impl.plugin is module]
             for impl in impls:
                 info.hooks.append(hook_name)
 
@@ -225,33 +372,42 @@ class _Loader:
                     impl.function(**kwargs)
                 except Exception as err:
                     problems.append(f"{hook_name} raised {_short_error(err)}")
+        info.attempted = [str(getattr(cls, "name", "")) for _, cls in pending]
         for family, cls in pending:
-            for problem in component_problems(cls, family):
-                problems.append(problem)
+            problems.extend(component_problems(cls, family))
             name = getattr(cls, "name", "")
-            if name in self.registry.owner:
-                other = self.registry.owner[name]
-                problems.append(
-                    f"duplicate component name {name!r}: already registered by "
-                    f"{_describe(other)}; this one comes from {_describe(info)}"
-                )
-        names = [getattr(cls, "name", "") for _, cls in pending]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+            for other, _ in self.registry.claims.get(name, []):
+                if other.owner_label == info.owner_label:
+                    problems.append(f"{name!r} is already registered by {describe(other)} of the same distribution")
+        dupes = sorted({n for n in info.attempted if info.attempted.count(n) > 1})
         if dupes:
             problems.append(f"registers {', '.join(map(repr, dupes))} more than once")
         if problems:
             self.pm.unregister(module)
             self._broken(info, "; ".join(problems))
             return
+        if not pending:
+            info.status = "empty"
+            info.error = ("registers no component" if info.hooks else
+                          f"implements none of tumorboard's hooks ({', '.join(hookspecs.HOOKS)})")
+            self.pm.unregister(module)
+            return
         for family, cls in pending:
-            self.registry.components[family][cls.name] = cls
-            self.registry.owner[cls.name] = info
+            claims = self.registry.claims.setdefault(cls.name, [])
+            claims.append((info, cls))
             info.components.append(cls.name)
+            if len(claims) == 1:
+                self.registry.components[family][cls.name] = cls
+                self.registry.owner[cls.name] = info
+            else:
+                # two distributions claim the name: neither wins until a spec pins one
+                self.registry.components[family].pop(cls.name, None)
+                self.registry.owner.pop(cls.name, None)
 
 
-def _describe(info: PluginInfo) -> str:
-    dist = f"distribution {info.distribution!r}" if info.distribution else "no distribution"
-    return f"plugin {info.name!r} ({dist}, module {info.module!r})"
+def describe(info: PluginInfo) -> str:
+    dist = f"distribution {info.distribution!r}" if info.distribution else f"local {info.source} {info.module!r}"
+    return f"plugin {info.name!r} ({dist})"
 
 
 def _distribution_of(module: ModuleType) -> str | None:
@@ -260,23 +416,51 @@ def _distribution_of(module: ModuleType) -> str | None:
     return dists[0] if dists else None
 
 
-def load_plugins(
-    modules: Sequence[str] | Iterable[str] = (), search_paths: Sequence[os.PathLike | str] = ()
-) -> PluginRegistry:
-    """Load every installed plugin plus local ones named by module.
+def split_command_line_plugins(values: Iterable[str]) -> tuple[list[str], list[Path]]:
+    """``--plugin`` values: a path to a .py file or a package folder loads by location, anything else
+    is a module name imported as the user would import it."""
+    modules: list[str] = []
+    files: list[Path] = []
+    for value in values:
+        path = Path(value)
+        if value.endswith(".py") or os.sep in value or "/" in value or (path.is_dir() and (path / "__init__.py").is_file()):
+            files.append(path)
+        else:
+            modules.append(value)
+    return modules, files
 
-    ``search_paths`` (for example the spec's folder) are put on ``sys.path`` so a
-    plugin module kept beside a spec loads without being installed. Never raises
-    for a plugin's fault: broken plugins are listed in the returned registry with
+
+def load_plugins(modules: Sequence[str] | Iterable[str] = (), files: Sequence[Path] | Iterable[Path] = ()) -> PluginRegistry:
+    """Load every installed plugin, then modules named by the user and local plugin files.
+
+    ``modules`` are imported by name (only names the user typed: ``--plugin``);
+    ``files`` load by location (a spec's ``[plugins] modules``, resolved in the
+    spec's folder). No folder is ever added to ``sys.path``. Never raises for a
+    plugin's fault: broken plugins are listed in the returned registry with
     their distribution and reason.
     """
-    for path in search_paths:
-        path = os.fspath(path)
-        if path not in sys.path:
-            sys.path.append(path)
     loader = _Loader()
     for ep in _entry_points():
         loader.load_entry_point(ep)
     for name in modules:
         loader.load_module(name)
+    for path in files:
+        loader.load_file(Path(path))
     return loader.registry
+
+
+def conflict_message(name: str, registry: PluginRegistry) -> str | None:
+    """How to choose between the distributions that claim ``name`` (None when only one does)."""
+    claimants = registry.conflicts.get(name)
+    if not claimants:
+        return None
+    who = " and ".join(f"{describe(p)}" for p in claimants)
+    pins = " or ".join(f'distribution = "{p.owner_label}"' for p in claimants)
+    return (f"{name!r} is registered by two distributions, {who}; tumorboard never picks one silently: "
+            f"add {pins} to this table (or uninstall one)")
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP", "PluginInfo", "PluginRegistry", "component_problems", "conflict_message",
+    "describe", "import_file", "load_plugins", "resolve_local_plugin", "split_command_line_plugins",
+]

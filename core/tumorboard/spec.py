@@ -7,6 +7,7 @@ value, what was expected and a fix (``SpecError``).
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,14 @@ from .components import Component
 from .errors import Problem, SpecError
 from .estimators import use_registry
 from .metrics import DEFAULT_METRICS, METRICS
-from .plugins import PluginRegistry, load_plugins
+from .plugins import (
+    PluginRegistry,
+    conflict_message,
+    describe,
+    load_plugins,
+    resolve_local_plugin,
+    split_command_line_plugins,
+)
 from .tomlindex import TomlLineIndex, format_path
 
 
@@ -43,7 +51,7 @@ class RunSection(_Strict):
     task: Literal["binary", "multiclass", "regression", "survival"] = Field(
         description="binary | multiclass | regression | survival"
     )
-    seed: int = Field(0, description="Seed for folds, bootstrap and every component.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Seed for folds, bootstrap and every component (0 to 2^32 - 1).")
     output: Path = Field(description="Run directory, relative to the spec's folder.")
 
 
@@ -63,6 +71,9 @@ class ComponentSpec(_Strict):
     """A component: which plugin, with which options (checked by the plugin itself)."""
 
     plugin: str = Field(description="Component name, e.g. 'model.logistic'.")
+    distribution: str | None = Field(
+        None, description="The distribution that provides the component, when two installed ones register the same "
+        "name (see `tumorboard plugins`); for a local plugin file, its path.")
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -166,9 +177,12 @@ class TreatmentSection(_Strict):
 
 
 class PluginsSection(_Strict):
-    """``[plugins]``: local, uninstalled plugin modules to load by name."""
+    """``[plugins]``: local, uninstalled plugin files beside the spec, loaded by location."""
 
-    modules: list[str] = Field(default_factory=list)
+    modules: list[str] = Field(
+        default_factory=list,
+        description="Local plugin files in the spec's folder: NAME loads NAME.py or NAME/__init__.py (or give a "
+        "relative path ending in .py). Never searched on sys.path; never replayed from a run directory.")
 
 
 class RunSpec(_Strict):
@@ -219,7 +233,8 @@ class LoadedSpec:
     @property
     def output(self) -> Path:
         out = self.spec.run.output
-        return out if out.is_absolute() else (self.base_dir / out).resolve()
+        # normalised but not resolved: a symbolic link at the output must stay visible (and refused)
+        return Path(os.path.abspath(out if out.is_absolute() else self.base_dir / out))
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self.base_dir / path).resolve()
@@ -244,9 +259,16 @@ def _problems_from(err: ValidationError, prefix: tuple, index: TomlLineIndex) ->
 
 
 def unknown_component_message(
-    name: str, family: str, registry: PluginRegistry, catalogue: list[CatalogueEntry]
+    name: str, family: str, registry: PluginRegistry, catalogue: list[CatalogueEntry], distribution: str | None = None
 ) -> str:
     installed = registry.names(family)
+    conflict = conflict_message(name, registry)
+    claimants = {info.owner_label for info, _ in registry.claims.get(name, [])}
+    if distribution is not None and claimants:
+        return (f"no {family} {name!r} from distribution {distribution!r}; it is registered by "
+                f"{', '.join(map(repr, sorted(claimants)))}")
+    if conflict:
+        return conflict
     lines = ["no such component"]
     close = difflib.get_close_matches(name, installed, n=3, cutoff=0.6)
     if close:
@@ -257,9 +279,10 @@ def unknown_component_message(
     entry = entry_for_component(name, catalogue)
     if entry and not other_family:
         lines.append(f"it is provided by {entry.distribution!r}, not installed: {entry.install}")
-    broken = [p for p in registry.broken if name.split(".")[0] in p.name or name in (p.error or "")]
-    for plugin in broken:
-        lines.append(f"plugin {plugin.name!r} that may provide it is broken: {plugin.error}")
+    for plugin in registry.broken:
+        listed = entry is not None and entry.entry_point_name == plugin.name and entry.distribution == plugin.distribution
+        if name in plugin.attempted or listed:
+            lines.append(f"{describe(plugin)} tried to provide it but is broken: {plugin.error}")
     lines.append(f"installed {family} components: {', '.join(installed) or '(none)'}")
     return "\n".join(lines)
 
@@ -270,6 +293,14 @@ def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(str(path), [Problem("", f"spec file not found: {path.resolve()}")]) from None
+    except IsADirectoryError:
+        raise SpecError(str(path), [Problem("", f"{path} is a folder; give the spec file itself (e.g. {path / 'spec.toml'})")]) from None
+    except PermissionError as err:
+        raise SpecError(str(path), [Problem("", f"cannot read {path}: permission denied; check the file's permissions")]) from err
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise SpecError(str(path), [Problem("", f"{path}:{line}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                                                f"{err.start}); save the spec as UTF-8")]) from None
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -316,12 +347,24 @@ def validate_spec(
     except ValidationError as err:
         raise SpecError(label, _problems_from(err, (), index)) from err
 
-    modules = [*spec.plugins.modules, *extra_modules]
+    problems: list[Problem] = []
     if registry is None:
-        registry = load_plugins(modules, search_paths=[base_dir])
+        # the spec's own local plugins load by file path from the spec's folder, never by sys.path search
+        spec_dir = path.resolve().parent if path is not None else base_dir
+        files = []
+        for i, name in enumerate(spec.plugins.modules):
+            found = resolve_local_plugin(name, spec_dir)
+            if found is None:
+                loc = ("plugins", "modules", i)
+                problems.append(Problem(format_path(loc), f"no plugin file {name}.py or {name}/__init__.py in {spec_dir}; "
+                                        "[plugins] modules names local plugin files beside the spec (installed "
+                                        "plugins need no entry)", index.line_of(loc), name, True))
+            else:
+                files.append(found)
+        cli_modules, cli_files = split_command_line_plugins(extra_modules)
+        registry = load_plugins(cli_modules, [*files, *cli_files])
     use_registry(registry)  # components that build other components (ensembles) look here
     catalogue = load_catalogue()
-    problems: list[Problem] = []
     loaded = LoadedSpec(spec, path, text, base_dir, registry)
 
     if check_files:
@@ -345,9 +388,9 @@ def validate_spec(
     def build(section: str, i: int | None, cspec: ComponentSpec) -> Component | None:
         family = SECTIONS[section]
         loc: tuple = (section,) if i is None else (section, i)
-        cls = registry.get(family, cspec.plugin)
+        cls = registry.get(family, cspec.plugin, cspec.distribution)
         if cls is None:
-            message = unknown_component_message(cspec.plugin, family, registry, catalogue)
+            message = unknown_component_message(cspec.plugin, family, registry, catalogue, cspec.distribution)
             problems.append(Problem(format_path(loc + ("plugin",)), message, index.line_of(loc + ("plugin",)), cspec.plugin, True))
             return None
         try:
@@ -388,9 +431,10 @@ def _check_treatment(spec: RunSpec, registry, catalogue, index, problems: list[P
     for field_name, needed in (("effect_model", "regression"), ("propensity_model", "binary")):
         cspec = getattr(t, field_name)
         loc = ("treatment", field_name, "plugin")
-        cls = registry.get("model", cspec.plugin)
+        cls = registry.get("model", cspec.plugin, cspec.distribution)
         if cls is None:
-            problems.append(Problem(format_path(loc), unknown_component_message(cspec.plugin, "model", registry, catalogue),
+            problems.append(Problem(format_path(loc), unknown_component_message(cspec.plugin, "model", registry, catalogue,
+                                                                                cspec.distribution),
                                     index.line_of(loc), cspec.plugin, True))
             continue
         try:
