@@ -48,6 +48,9 @@ def build_target(frame: pl.DataFrame, task: str, target: str | list[str], path: 
         if not np.isin(e, (0, 1)).all():
             r = _first_bad(~np.isin(e, (0, 1)))
             raise DataError(f"{path}: {row_label(path, r)}: event {float(e[r])!r} in {event_col!r} must be 0 (censored) or 1 (event)")
+        if not (e == 1).any():
+            raise DataError(f"{path}: no patient has an event (every value of {event_col!r} is 0); survival models and "
+                            "the C-index need events: check that 1 marks an event and 0 a censored patient")
         return Target("survival", t, e.astype(np.int64))
 
     column = _column(frame, target, path, "cohort.target")  # type: ignore[arg-type]

@@ -23,8 +23,12 @@ REPORT_NAME = "report.html"
 class RunFiles:
     """A finished run directory, read lazily."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, verify: bool = True, redrawn: tuple[str, ...] = ()) -> None:
         self.folder = Path(folder)
+        if verify:  # a finished run: its manifest is there and every file matches it
+            from .rundir import verify_run
+
+            verify_run(self.folder, redrawn=redrawn)
         if not (self.folder / "metrics.json").is_file():
             from .errors import RunError
 
@@ -267,9 +271,16 @@ def _provenance(run: RunFiles) -> str:
     return out
 
 
-def cohort_report(folder: Path) -> Path:
-    """Write ``report.html`` into a run directory and return its path."""
-    run = RunFiles(folder)
+def cohort_report(folder: Path, verify: bool = True) -> Path:
+    """Write ``report.html`` into a run directory (atomically) and return its path.
+
+    ``verify`` checks a finished run against its manifest first (the engine
+    passes False while the run is still being staged) and records the new
+    report in the manifest afterwards.
+    """
+    from .rundir import atomic_write_text, update_manifest
+
+    run = RunFiles(folder, verify=verify, redrawn=(REPORT_NAME,))
     name = run.spec.get("run", {}).get("name", Path(folder).name)
     sections = [
         ("Summary", _summary(run)),
@@ -282,5 +293,7 @@ def cohort_report(folder: Path) -> Path:
     ]
     text = page(f"tumorboard cohort report: {name}", f"{run.task} task, {fmt(run.metrics.get('n'))} patients", sections)
     out = Path(folder) / REPORT_NAME
-    out.write_text(text, encoding="utf-8")
+    atomic_write_text(out, text)
+    if verify:
+        update_manifest(Path(folder), REPORT_NAME)
     return out

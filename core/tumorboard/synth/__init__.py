@@ -10,6 +10,7 @@ same seed gives byte-identical files. docs/synthetic-cohort.md states the model.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
+from ..errors import TumorboardWarning
 from ..metrics import harrell_c
 from ..rundir import staged_directory
 from . import imaging, model, omics, omop
@@ -107,9 +109,11 @@ def generate(
     if options.patients < 1:
         raise ValueError(f"patients must be at least 1, got {options.patients}")
     out = Path(out).resolve()
-    with staged_directory(out, overwrite) as stage:
-        _generate_into(stage, options, progress or (lambda done, total: None))
-    return out
+    with staged_directory(out, overwrite, "synthetic cohort") as staged:
+        _generate_into(staged.path, options, progress or (lambda done, total: None))
+    for note in staged.notes:
+        warnings.warn(note, TumorboardWarning, stacklevel=2)
+    return staged.final or out
 
 
 def _generate_into(stage: Path, o: SynthOptions, progress: Callable[[int, int], None]) -> None:

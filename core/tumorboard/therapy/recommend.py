@@ -23,6 +23,9 @@ class Recommendation:
 
 
 def recommendation(run_dir: Path, patient: str) -> Recommendation:
+    from ..rundir import verify_run
+
+    verify_run(Path(run_dir))
     folder = Path(run_dir) / "therapy"
     if not (folder / "recommendations.parquet").is_file():
         raise RunError(f"{run_dir}: no therapy results; add a [treatment] section to the spec and run it again")
