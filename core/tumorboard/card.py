@@ -1,14 +1,18 @@
 """The patient card: one patient's prediction, where it sits in the cohort, and why.
 
 ``tumorboard explain RUN_DIR --patient ID`` writes it as a self-contained
-HTML file. It names the patient only by a short one-way reference (a hash of
-the study id), never by the id itself.
+HTML file. It names the patient only by a short reference, an HMAC of the
+study id keyed with the run's own random secret (``card-key.txt`` in the run
+directory): a card shared without its run cannot be mapped back to an id by
+hashing every id of a known format.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import html
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +23,24 @@ from .figures import BLUE, GREY, ORANGE, PALETTE, RED, embed, figure, fmt, page,
 from .report import RunFiles, oof_scores
 
 
-def reference(patient_id: str) -> str:
-    """A short, one-way reference for a patient (the first 10 hex digits of SHA-256 of the id)."""
-    return hashlib.sha256(str(patient_id).encode("utf-8")).hexdigest()[:10]
+CARD_KEY = "card-key.txt"
+
+
+def write_card_key(folder: Path) -> None:
+    """A fresh random secret for this run's card references (256 bits, hex)."""
+    (Path(folder) / CARD_KEY).write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+
+
+def reference(patient_id: str, key: bytes) -> str:
+    """A short reference for a patient: the first 12 hex digits of HMAC-SHA-256(run secret, id)."""
+    return hmac.new(key, str(patient_id).encode("utf-8"), hashlib.sha256).hexdigest()[:12]
+
+
+def card_key(folder: Path) -> bytes:
+    path = Path(folder) / CARD_KEY
+    if not path.is_file():
+        raise RunError(f"{folder}: no {CARD_KEY} (the run's secret for card references); run the spec again")
+    return bytes.fromhex(path.read_text(encoding="utf-8").strip())
 
 
 def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -169,14 +188,22 @@ def _saliency(run: RunFiles, patient: str) -> str:
     return f"<div class=\"grid\">{out}</div>" if out else ""
 
 
-def patient_card(folder: Path, patient: str, out: Path | None = None) -> Path:
-    """Write the card of ``patient`` for the run in ``folder``; return its path."""
+def patient_card(folder: Path, patient: str, out: Path | None = None, overwrite: bool = False) -> Path:
+    """Write the card of ``patient`` for the run in ``folder``; return its path.
+
+    An explicit ``out`` never replaces an existing file unless ``overwrite``,
+    and never a file of the run or one of its inputs.
+    """
+    from .rundir import atomic_write_text, check_output_file
+
     run = RunFiles(folder)
+    if out is not None:
+        check_output_file(out, overwrite, protected=run_files_and_inputs(run))
     scores = oof_scores(run)
     if patient not in set(scores["patient_id"]):
         raise RunError(f"{folder}: patient {patient!r} has no out-of-fold prediction in this run "
                        "(check the id against the cohort's outcomes table)")
-    ref = reference(patient)
+    ref = reference(patient, card_key(folder))
     prediction, value = _prediction(run, scores, patient)
     name = run.spec.get("run", {}).get("name", Path(folder).name)
     sections = [
@@ -186,8 +213,15 @@ def patient_card(folder: Path, patient: str, out: Path | None = None) -> Path:
         ("Modalities and missing data", _modalities(run, patient)),
         ("Imaging saliency", _saliency(run, patient)),
     ]
-    text = page(f"Patient card, reference {ref}", f"run {name}; the reference is a one-way hash of the study id", sections)
+    text = page(f"Patient card, reference {ref}",
+                f"run {name}; the reference is keyed with this run's secret and cannot be traced to the study id "
+                "without the run directory", sections)
     target = out or Path(folder) / "cards" / f"card-{ref}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    atomic_write_text(target, text)
     return target
+
+
+def run_files_and_inputs(run: RunFiles) -> list[Path]:
+    """Paths an output file must never replace: the run directory and every input it read."""
+    return [run.folder, *(Path(p) for p in run.provenance.get("inputs_sha256", {}))]

@@ -30,7 +30,8 @@ err = Console(stderr=True)
 
 PluginOpt = Annotated[
     list[str] | None,
-    typer.Option("--plugin", "-p", help="Load a local (uninstalled) plugin module by name; repeatable."),
+    typer.Option("--plugin", "-p", help="Load a local plugin: a module name, or a path to a .py file or package "
+                 "folder (loaded by location); repeatable."),
 ]
 
 
@@ -65,6 +66,13 @@ def _fail(error: BaseException) -> None:
         raise typer.Exit(2)
     err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+def _plugin_summary(registry) -> None:
+    """One line when some installed plugin is broken, empty or in conflict (details: `tumorboard plugins`)."""
+    line = registry.summary_line()
+    if line:
+        err.print(f"[yellow]plugins:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
 def _show_warnings(notes: list[str]) -> None:
@@ -109,11 +117,15 @@ def ablation_table(metrics: dict[str, Any]) -> Table:
 
 def _run(spec: Path, overwrite: bool, quiet: bool, plugins: list[str]) -> Any:
     from .engine import run as run_spec
+    from .spec import load_spec
 
+    loaded = load_spec(spec, plugins)
+    if not quiet:
+        _plugin_summary(loaded.registry)
     progress = None if quiet else RichProgress(err)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TumorboardWarning)  # shown from the result instead
-        result = run_spec(spec, overwrite=overwrite, progress=progress, extra_modules=plugins)
+        result = run_spec(loaded, overwrite=overwrite, progress=progress)
     if not quiet:
         _show_warnings(result.warnings)
     return result
@@ -146,12 +158,13 @@ def explain(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `tumorboard run`.")],
     patient: Annotated[str, typer.Option("--patient", help="The patient's id in the cohort's outcomes table.")],
     output: Annotated[Path | None, typer.Option("--out", help="Where to write the card (default RUN_DIR/cards/).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file (never a file of the run).")] = False,
 ) -> None:
     """Write one patient's card: prediction with interval, cohort position, top features, modalities, saliency."""
     from .card import patient_card
 
     try:
-        path = patient_card(run_dir, patient, output)
+        path = patient_card(run_dir, patient, output, overwrite)
     except TumorboardError as error:
         _fail(error)
     out.print(f"patient card: {path}")
@@ -178,9 +191,9 @@ def plugins(
 ) -> None:
     """List installed, catalogued-but-not-installed, and broken plugins."""
     from .catalogue import load_catalogue
-    from .plugins import load_plugins
+    from .plugins import load_plugins, split_command_line_plugins
 
-    registry = load_plugins(plugin or [], search_paths=[Path.cwd()])
+    registry = load_plugins(*split_command_line_plugins(plugin or []))
     catalogue = load_catalogue()
     installed_eps = {(p.name, p.module) for p in registry.plugins if p.source == "entry point"}
     missing = [e for e in catalogue if (e.entry_point_name, e.entry_point_module) not in installed_eps]
@@ -189,6 +202,9 @@ def plugins(
             "installed": [p.as_dict() for p in registry.plugins if p.status == "ok"],
             "broken": [p.as_dict() for p in registry.plugins if p.status == "broken"],
             "disabled": [p.as_dict() for p in registry.plugins if p.status == "disabled"],
+            "empty": [p.as_dict() for p in registry.plugins if p.status == "empty"],
+            "conflicts": {name: [{"plugin": p.name, "distribution": p.distribution, "pin": p.owner_label}
+                                 for p in claimants] for name, claimants in registry.conflicts.items()},
             "not_installed": [
                 {"name": e.key, "kind": e.kind, "distribution": e.distribution, "components": list(e.components),
                  "summary": e.summary, "install": e.install, "homepage": e.homepage}
@@ -206,14 +222,22 @@ def plugins(
             table.add_row(p.name, p.distribution or "-", p.version or "-", p.source,
                           ", ".join(p.hooks), ", ".join(p.components))
     out.print(table)
-    if registry.broken or any(p.status == "disabled" for p in registry.plugins):
-        bad = Table(title="broken or disabled plugins")
+    if any(p.status != "ok" for p in registry.plugins):
+        bad = Table(title="broken, empty or disabled plugins")
         for col in ("plugin", "distribution", "status", "reason"):
             bad.add_column(col)
         for p in registry.plugins:
             if p.status != "ok":
                 bad.add_row(p.name, p.distribution or "-", p.status, p.error or "")
         out.print(bad)
+    if registry.conflicts:
+        clash = Table(title="component names registered by two distributions (a spec must pin one)")
+        for col in ("component", "distributions", "pin it in the spec with"):
+            clash.add_column(col)
+        for name, claimants in sorted(registry.conflicts.items()):
+            clash.add_row(name, ", ".join(p.distribution or p.module for p in claimants),
+                          " or ".join(f'distribution = "{p.owner_label}"' for p in claimants))
+        out.print(clash)
     if missing:
         more = Table(title="known but not installed (registry.toml)")
         for col in ("plugin", "kind", "components", "install"):
@@ -235,6 +259,7 @@ def spec_validate(
         loaded = load_spec(file, plugin or [])
     except TumorboardError as error:
         _fail(error)
+    _plugin_summary(loaded.registry)
     names = [m.plugin for m in loaded.spec.modality] + [loaded.spec.fusion.plugin, loaded.spec.model.plugin]
     out.print(f"{file}: valid ({loaded.spec.run.task}; {', '.join(names)})")
 
@@ -245,10 +270,10 @@ def spec_schema(
     plugin: PluginOpt = None,
 ) -> None:
     """Print the JSON Schema of a run spec, covering every installed plugin's options."""
-    from .plugins import load_plugins
+    from .plugins import load_plugins, split_command_line_plugins
     from .spec import spec_json_schema
 
-    schema = spec_json_schema(load_plugins(plugin or [], search_paths=[Path.cwd()]))
+    schema = spec_json_schema(load_plugins(*split_command_line_plugins(plugin or [])))
     text = json.dumps(schema, indent=2)
     if output:
         output.write_text(text + "\n", encoding="utf-8")
@@ -261,23 +286,36 @@ def predict(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
     data: Annotated[Path, typer.Option(help="A spec pointing at new files, or a folder laid out like the original inputs.")],
     output: Annotated[Path | None, typer.Option("--out", "-o", help="Write predictions (.csv or .parquet).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file (never an input).")] = False,
     plugin: PluginOpt = None,
 ) -> None:
     """Apply a run's saved pipeline to new patients."""
-    from .predict import predict_new
+    from .predict import predict_new, protected_paths
+    from .rundir import check_output_file
 
     try:
-        frame = predict_new(run_dir, data, plugin or [])
+        if output is not None:
+            check_output_file(output, overwrite, protected_paths(run_dir, data))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TumorboardWarning)
+            frame = predict_new(run_dir, data, plugin or [])
     except TumorboardError as error:
         _fail(error)
+    _show_warnings([str(w.message) for w in caught if issubclass(w.category, TumorboardWarning)])
     if output is None:
         out.print(frame)
-    elif output.suffix == ".parquet":
-        frame.write_parquet(output)
-        out.print(f"{frame.height} predictions written to {output}")
-    else:
-        frame.write_csv(output)
-        out.print(f"{frame.height} predictions written to {output}")
+        return
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        if output.suffix == ".parquet":
+            frame.write_parquet(tmp)
+        else:
+            frame.write_csv(tmp)
+        tmp.replace(output)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        _fail(TumorboardError(f"cannot write {output}: {error.strerror or error}; nothing was written"))
+    out.print(f"{frame.height} predictions written to {output}")
 
 
 def _synth(folder: Path, options, overwrite: bool, quiet: bool) -> Path:
@@ -327,10 +365,29 @@ def synth(
               f"share of the response signal: {shares}", highlight=False)
 
 
+def _reusable_cohort(cohort: Path, patients: int) -> None:
+    """An existing DIR/cohort is reused only when it is a complete demo cohort of the same size."""
+    from .rundir import verify_run
+    from .synth import SynthOptions
+
+    try:
+        verify_run(cohort, what="synthetic cohort")
+        truth = json.loads((cohort / "ground_truth.json").read_text(encoding="utf-8"))
+    except (TumorboardError, OSError, ValueError) as error:
+        raise TumorboardError(f"{cohort} exists and is not a complete tumorboard synthetic cohort ({error}); nothing "
+                              "was changed: choose another --dir, or move the folder away") from None
+    if truth.get("patients") != patients or truth.get("seed") != SynthOptions().seed:
+        raise TumorboardError(f"{cohort} holds a synthetic cohort of {truth.get('patients')} patients (seed "
+                              f"{truth.get('seed')}), not the demo's {patients}; pass --fresh to generate it anew, "
+                              "or choose another --dir")
+
+
 @app.command()
 def demo(
     folder: Annotated[Path, typer.Option("--dir", help="Working folder for the generated cohort and run.")] = Path("tumorboard-demo"),
     patients: Annotated[int, typer.Option(min=50, help="Patients in the generated cohort.")] = 300,
+    fresh: Annotated[bool, typer.Option(help="Generate DIR/cohort anew, replacing an existing synthetic cohort there "
+                                             "(never a folder tumorboard did not write).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Generate the synthetic cohort and run the bundled spec (every built-in modality plugin) on it."""
@@ -340,7 +397,11 @@ def demo(
 
     cohort = folder / "cohort"
     try:
-        _synth(cohort, SynthOptions(patients=patients), overwrite=True, quiet=quiet)
+        if cohort.exists() and not fresh:
+            _reusable_cohort(cohort, patients)
+            out.print(f"reusing the synthetic cohort in {cohort}/ (--fresh generates it anew)")
+        else:
+            _synth(cohort, SynthOptions(patients=patients), overwrite=fresh, quiet=quiet)
     except TumorboardError as error:
         _fail(error)
     spec = cohort / "spec.toml"

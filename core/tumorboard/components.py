@@ -32,6 +32,15 @@ def _resolve_input(value: Path, info: ValidationInfo) -> Path:
     if not path.is_absolute():
         path = Path(context.get("base_dir") or Path.cwd()) / path
     path = path.resolve()
+    root = context.get("data_root")
+    if root is not None and not path.is_relative_to(Path(root).resolve()):
+        # predict --data FOLDER reads every input from FOLDER: a path outside it is mapped there by
+        # its file name, never silently read from where the training data lived
+        mapped = Path(root).resolve() / path.name
+        if not mapped.exists():
+            raise ValueError(f"{value} is outside the --data folder {root}, which holds no {path.name!r}; put the new "
+                             f"patients' {path.name} there (or give --data a spec naming the new file)")
+        path = mapped
     # schema checks of example specs validate options without their data files
     if not context.get("skip_files") and not path.exists():
         raise ValueError(f"file not found: {path}")
@@ -76,10 +85,17 @@ class Component(ABC):
         self.seed = 0
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], base_dir: Path | None = None) -> Self:
-        """Validate raw options (from a spec) and build the component."""
-        context = {"base_dir": base_dir} if base_dir is not None else None
-        return cls(cls.Options.model_validate(options, context=context))
+    def from_options(cls, options: dict[str, Any], base_dir: Path | None = None, data_root: Path | None = None) -> Self:
+        """Validate raw options (from a spec) and build the component.
+
+        ``data_root`` confines every input path to one folder (``predict --data``).
+        """
+        context: dict[str, Any] = {}
+        if base_dir is not None:
+            context["base_dir"] = base_dir
+        if data_root is not None:
+            context["data_root"] = data_root
+        return cls(cls.Options.model_validate(options, context=context or None))
 
     def clone(self) -> Self:
         """A fresh, unfitted component with the same options and seed."""

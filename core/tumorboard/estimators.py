@@ -1,8 +1,10 @@
 """Saving fitted scikit-learn / scikit-survival estimators without pickle, and finding components.
 
 Estimators are stored with skops.io, whose format rebuilds only types that the
-loader trusts; we trust types from scikit-learn, scikit-survival and numpy and
-refuse anything else, so a tampered pipeline file cannot run code.
+loader trusts. Beyond skops' own defaults we trust an exact list of the types
+our built-in models are made of, never a whole package: a skops tree may name
+any callable, and every package holds some that run code (numpy's testing
+helpers execute a string). A saved file naming anything else is refused.
 """
 
 from __future__ import annotations
@@ -13,7 +15,24 @@ import numpy as np
 
 from .errors import ComponentError
 
-TRUSTED_PACKAGES = ("sklearn", "sksurv", "numpy", "scipy")
+# Exactly the types (beyond skops' defaults) that the built-in models' estimators
+# hold: histogram gradient boosting (with calibration), coxnet, random survival
+# forest, gradient-boosted Cox. tests/test_security.py saves every one of them
+# and checks this list covers it, so a new estimator fails loudly, not silently.
+TRUSTED_TYPES = frozenset({
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.model_selection._split.StratifiedKFold",
+    "sklearn.tree._tree.Tree",
+    "sksurv.ensemble.boosting.GradientBoostingSurvivalAnalysis",
+    "sksurv.ensemble.forest.RandomSurvivalForest",
+    "sksurv.ensemble.survival_loss.CoxPH",
+    "sksurv.functions.StepFunction",
+    "sksurv.linear_model.coxnet.CoxnetSurvivalAnalysis",
+    "sksurv.linear_model.coxph.BreslowEstimator",
+    "sksurv.tree.tree.SurvivalTree",
+})
 
 
 def dump_estimator(estimator: Any) -> np.ndarray:
@@ -24,15 +43,21 @@ def dump_estimator(estimator: Any) -> np.ndarray:
 
 
 def load_estimator(blob: np.ndarray, owner: str = "estimator") -> Any:
-    """Rebuild what ``dump_estimator`` stored; refuse types outside the trusted packages."""
+    """Rebuild what ``dump_estimator`` stored; refuse any type outside ``TRUSTED_TYPES``."""
     import skops.io as sio
 
     data = np.asarray(blob, dtype=np.uint8).tobytes()
-    types = sio.get_untrusted_types(data=data)
-    foreign = [t for t in types if t.split(".")[0] not in TRUSTED_PACKAGES]
+    try:
+        types = sio.get_untrusted_types(data=data)
+    except Exception as err:  # not a skops archive at all
+        raise ComponentError(f"{owner}: saved estimator is not readable ({type(err).__name__}: {err})") from err
+    foreign = sorted(t for t in types if t not in TRUSTED_TYPES)
     if foreign:
-        raise ComponentError(f"{owner}: saved state holds untrusted types {foreign!r}; refusing to load it")
-    return sio.loads(data, trusted=types)
+        raise ComponentError(
+            f"{owner}: saved estimator names types tumorboard does not trust: {', '.join(foreign)}; refusing to load "
+            "it (the file was changed, or written by a model tumorboard does not ship)"
+        )
+    return sio.loads(data, trusted=sorted(types))
 
 
 _ACTIVE_REGISTRY = None

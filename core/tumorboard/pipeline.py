@@ -12,7 +12,9 @@ import numpy as np
 
 from .components import Component, Fusion, Model, Modality
 from .data import FeatureBlock, Target
-from .errors import ComponentError, RunError, TumorboardError
+from pydantic import ValidationError
+
+from .errors import ComponentError, DataError, RunError, TumorboardError
 from .state import load_state, save_state
 
 PIPELINE_FORMAT = 1
@@ -113,7 +115,8 @@ class Pipeline:
 
     # --- on disk ------------------------------------------------------------
 
-    def save(self, folder: Path, raw_options: dict[str, dict], meta: dict | None = None) -> None:
+    def save(self, folder: Path, raw_options: dict[str, dict], meta: dict | None = None,
+             distributions: dict[str, str | None] | None = None) -> None:
         """Write manifest.json plus one state file per component into ``folder``.
 
         ``raw_options`` holds each component's options as the spec wrote them
@@ -131,6 +134,7 @@ class Pipeline:
                 "role": role,
                 "name": name,
                 "plugin": component.name,
+                "distribution": (distributions or {}).get(f"modality:{name}" if role == "modality" else role),
                 "options": raw_options.get(f"modality:{name}" if role == "modality" else role, {}),
                 "seed": component.seed,
                 "state": stem,
@@ -140,32 +144,59 @@ class Pipeline:
 
     @classmethod
     def load(
-        cls, folder: Path, registry, base_dir: Path, modality_options: dict[str, dict] | None = None
+        cls, folder: Path, registry, base_dir: Path, modality_options: dict[str, dict] | None = None,
+        data_root: Path | None = None,
     ) -> Pipeline:
         """Rebuild a saved pipeline; options resolve their paths against ``base_dir``.
 
         ``modality_options`` replaces the saved options of the named modalities
         (new data described by another spec); learned state is kept.
+        ``data_root`` confines every input to one folder (``predict --data FOLDER``).
         """
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise RunError(f"{folder / 'manifest.json'}: cannot read the saved pipeline ({err}); run the spec again") from err
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("components"), list):
+            raise RunError(f"{folder / 'manifest.json'}: not a saved pipeline (no component list); run the spec again")
         if manifest.get("format") != PIPELINE_FORMAT:
             raise RunError(f"{folder}: pipeline format {manifest.get('format')!r} is not supported by this tumorboard")
         modalities = []
         fusion = model = None
         for entry in manifest["components"]:
+            if not isinstance(entry, dict) or not {"role", "name", "plugin", "options", "seed", "state"} <= set(entry):
+                raise RunError(f"{folder / 'manifest.json'}: a component entry is malformed; run the spec again")
             family = entry["role"]
-            component_cls = registry.get(family, entry["plugin"])
+            if family not in ("modality", "fusion", "model"):
+                raise RunError(f"{folder / 'manifest.json'}: unknown component role {family!r}; run the spec again")
+            component_cls = registry.get(family, entry["plugin"], entry.get("distribution"))
             if component_cls is None:
                 raise RunError(
                     f"{folder}: the pipeline needs {family} {entry['plugin']!r}, which is not installed "
-                    "(see `tumorboard plugins`)"
+                    "(see `tumorboard plugins`; a local plugin file loads with --plugin PATH)"
                 )
             options = entry["options"]
             if family == "modality" and modality_options and entry["name"] in modality_options:
                 options = modality_options[entry["name"]]
-            component = component_cls.from_options(options, base_dir=base_dir)
+            try:
+                component = component_cls.from_options(options, base_dir=base_dir, data_root=data_root)
+            except ValidationError as err:
+                problems = "; ".join(f"options.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                                     for e in err.errors())
+                raise DataError(f"{family} {entry['name']!r} ({entry['plugin']}): {problems}") from None
             component.seed = entry["seed"]
-            component.set_state(load_state(folder, entry["state"]))
+            stem = str(entry.get("state", ""))
+            if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
+                raise RunError(f"{folder / 'manifest.json'}: state file name {stem!r} is not a plain file name; "
+                               "the pipeline was tampered with: run the spec again")
+            what = f"{folder / entry['state']}.json/.npz ({family} {entry['name']!r})"
+            try:
+                component.set_state(load_state(folder, entry["state"]))
+            except TumorboardError as err:
+                raise RunError(f"{what}: {err}") from err
+            except Exception as err:  # a corrupt or tampered state file: name it, never a traceback
+                raise RunError(f"{what}: cannot load the saved state ({type(err).__name__}: {err}); "
+                               "the file is corrupt or was changed: run the spec again") from err
             if family == "modality":
                 modalities.append((entry["name"], component))
             elif family == "fusion":
