@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import secrets
+
 import numpy as np
 from pydantic import ValidationError
 
@@ -25,6 +27,7 @@ from .components import FAMILIES, Component, Model
 from .data import Attribution, FeatureBlock, Target
 from .errors import TumorboardError
 from .metrics import score
+from .pipeline import check_block
 from .plugins import component_problems
 from .state import load_state, save_state
 
@@ -71,17 +74,24 @@ def synthetic_target(task: str, n: int, signal: np.ndarray | None = None, seed: 
     return Target("survival", time, event)
 
 
-def synthetic_features(n: int = 120, f: int = 6, seed: int = 0, modality: str = "synthetic") -> tuple[FeatureBlock, np.ndarray]:
+def fresh_prefix() -> str:
+    """A random id prefix: every check sees patients no earlier fit can have seen, so a component that
+    remembers ids (in a module-level dict, a cache) cannot pass by recalling them."""
+    return f"K{secrets.token_hex(4)}-"
+
+
+def synthetic_features(n: int = 120, f: int = 6, seed: int = 0, modality: str = "synthetic",
+                       prefix: str = "T") -> tuple[FeatureBlock, np.ndarray]:
     """A complete block whose first feature carries the signal; returns (block, signal)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, f))
-    ids = tuple(f"T{i:04d}" for i in range(n))
+    ids = tuple(f"{prefix}{i:04d}" for i in range(n))
     return FeatureBlock(ids, X, tuple(f"x{j}" for j in range(f)), np.ones(n, bool), modality), X[:, 0]
 
 
-def _blocks(n: int = 80, seed: int = 0) -> tuple[list[FeatureBlock], np.ndarray]:
+def _blocks(n: int = 80, seed: int = 0, prefix: str = "T") -> tuple[list[FeatureBlock], np.ndarray]:
     rng = np.random.default_rng(seed)
-    ids = tuple(f"T{i:04d}" for i in range(n))
+    ids = tuple(f"{prefix}{i:04d}" for i in range(n))
     a = rng.standard_normal((n, 4))
     b = rng.standard_normal((n, 3)) * 5 + 2
     presence_b = rng.random(n) > 0.25
@@ -127,10 +137,10 @@ class _Harness:
             self.ids = sorted(available)[:200]
             self.y = synthetic_target(self.task, len(self.ids), seed=1)
         elif self.family == "fusion":
-            self.blocks, signal = _blocks()
+            self.blocks, signal = _blocks(prefix=fresh_prefix())
             self.y = synthetic_target(self.task, len(self.blocks[0].ids), signal)
         else:
-            self.X, signal = synthetic_features()
+            self.X, signal = synthetic_features(prefix=fresh_prefix())
             self.y = synthetic_target(self.task, len(self.X.ids), signal)
 
     def n(self) -> int:
@@ -230,12 +240,15 @@ def check_one_row_per_id(component: Component) -> None:
         if not isinstance(out, Attribution) or len(out.importance) != len(h.X.feature_names):
             _fail(component, "explain() must return an Attribution with one importance per feature")
         return
-    if isinstance(out, FeatureBlock):
-        if out.values.shape[0] != len(rows):
-            _fail(component, f"transform() returned {out.values.shape[0]} rows for {len(rows)} ids; return one row per id")
+    if h.family in ("modality", "fusion"):
         expected = [h.ids[i] for i in rows] if h.family == "modality" else [h.blocks[0].ids[i] for i in rows]
-        if list(out.ids) != expected:
-            _fail(component, "transform() returned ids in another order than given; keep the order of the ids")
+        try:  # the engine's own check, with the engine's message
+            check_block(out, expected, f"transform() of {len(expected)} ids", component.name)
+        except TumorboardError as err:
+            raise ConformanceError(str(err)) from None
+        if out.values.shape[0] != len(out.ids):
+            _fail(component, f"transform() returned {out.values.shape[0]} value rows for {len(out.ids)} ids; "
+                             "return one row per id")
         return
     pred = np.asarray(out)
     n = len(rows)
@@ -313,15 +326,54 @@ def check_fit_uses_train_ids_only(component: Component) -> None:
     included. Components with no learned state pass trivially.
     """
     h = _Harness(component)
-    if h.family == "explainer":
-        return
     a, _ = _halves(h.n())
     half = h.fit(component.clone(), a).get_state()
     full = h.fit(component.clone()).get_state()
-    learned = {k: v for k, v in full.items() if isinstance(v, np.ndarray) and v.dtype.kind == "f"}
-    if learned and _same({k: half[k] for k in learned}, learned):
+    # arrays holding one value throughout (fixed weights, flags, counts of options) do not depend on
+    # the data by construction: they are no evidence either way
+    learned = {k: v for k, v in full.items() if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+               and v.size > 1 and np.isfinite(v).any() and float(np.nanmax(v) - np.nanmin(v)) > 0}
+    if learned and _same({k: half.get(k) for k in learned}, learned):
         _fail(component, "fit() on half the patients learned exactly what fit() on all learned; "
                          "compute statistics from the training ids only")
+
+
+def check_fresh_instance_not_influenced_by_earlier_fits(component: Component) -> None:
+    """A fresh instance fitted on some patients predicts the same whatever other instances learned before.
+
+    A component that keeps anything between instances (a module-level dict of
+    id -> label, a class attribute, a cache keyed by id) leaks: what one fold
+    learned about its patients reaches the next fold's model, where those
+    patients are test patients. Fitted on other patients, a fresh instance
+    must not know them.
+    """
+    h = _Harness(component)
+    train, others = _halves(h.n(), seed=5)
+    before = h.output(h.fit(component.clone(), train), others)
+    # another instance learns the held-out patients with flipped labels, the strongest signal to leak
+    flipped = _flipped(h.y)
+    other = component.clone()
+    if h.family == "modality":
+        other.fit([h.ids[i] for i in others], flipped.take(others))  # type: ignore[attr-defined]
+    elif h.family == "fusion":
+        other.fit([b.take(others) for b in h.blocks], flipped.take(others))  # type: ignore[attr-defined]
+    else:
+        other.fit(h.X.take(others), flipped.take(others))  # type: ignore[attr-defined]
+    after = h.output(h.fit(component.clone(), train), others)
+    if not _same(before, after):
+        _fail(component, "a fresh instance fitted on the same patients gave different output for held-out patients "
+                         "after another instance was fitted on those patients; keep learned state on the instance "
+                         "(attributes ending in '_'), never in module or class variables")
+
+
+def _flipped(y: Target) -> Target:
+    if y.kind == "binary":
+        return Target("binary", 1 - y.values, None, y.classes)
+    if y.kind == "multiclass":
+        return Target("multiclass", (y.values + 1) % max(y.n_classes, 2), None, y.classes)
+    if y.kind == "regression":
+        return Target("regression", -y.values)
+    return Target("survival", y.values[::-1].copy(), y.event)
 
 
 def check_state_roundtrip(component: Component, tmp_dir: str | None = None) -> None:
@@ -407,11 +459,33 @@ CHECKS: tuple[Check, ...] = (
     check_no_state_carried_between_fits,
     check_same_seed_same_output,
     check_fit_uses_train_ids_only,
+    check_fresh_instance_not_influenced_by_earlier_fits,
     check_state_roundtrip,
     check_wrong_shape_raises,
     check_model_learns_planted_signal,
     check_explainer_finds_planted_feature,
 )
+
+_FITTED = frozenset({"modality", "fusion", "model"})
+APPLIES: dict[str, frozenset[str]] = {
+    "check_fit_returns_self": _FITTED,
+    "check_presence_marks_unknown_ids_absent": frozenset({"modality"}),
+    "check_absent_rows_ignored": frozenset({"fusion"}),
+    "check_no_state_carried_between_fits": _FITTED,
+    "check_fit_uses_train_ids_only": _FITTED,
+    "check_fresh_instance_not_influenced_by_earlier_fits": _FITTED,
+    "check_state_roundtrip": _FITTED,
+    "check_wrong_shape_raises": _FITTED,
+    "check_model_learns_planted_signal": frozenset({"model"}),
+    "check_explainer_finds_planted_feature": frozenset({"explainer"}),
+}
+"""The families each check applies to (absent: every family); the others never run it."""
+
+
+def checks_for(component: Component) -> list[Check]:
+    """The checks that apply to ``component``'s family."""
+    family = _family(component)
+    return [c for c in CHECKS if family in APPLIES.get(c.__name__, frozenset(FAMILIES))]
 
 
 def check_component(component: Component | type[Component]) -> None:
@@ -426,7 +500,7 @@ def check_component(component: Component | type[Component]) -> None:
     if isinstance(component, type):
         component = component()
     failures = []
-    for check in CHECKS:
+    for check in checks_for(component):
         reason = component.known_limitations.get(check.__name__)
         try:
             check(component)
@@ -456,7 +530,7 @@ def parametrize_with_checks(components: Sequence[Component]):
     for component in components:
         if not isinstance(component, Component):
             raise TypeError(f"parametrize_with_checks takes component instances, got {component!r}")
-        for check in CHECKS:
+        for check in checks_for(component):
             marks = []
             reason = component.known_limitations.get(check.__name__)
             if reason:
@@ -466,8 +540,10 @@ def parametrize_with_checks(components: Sequence[Component]):
 
 
 __all__ = [
+    "APPLIES",
     "CHECKS",
     "ConformanceError",
+    "checks_for",
     "check_component",
     "parametrize_with_checks",
     "synthetic_features",

@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt, model_valida
 from tumorboard.api import Attribution, ComponentError, DataError, FeatureBlock, Target, train_settings, training_options
 
 from .modality import ImagingInputs, ImagingSource
-from .preprocess import Preparation, prepare
+from .preprocess import Preparation, prepare, unusable, warn_unusable
 
 
 def _centred(array: np.ndarray, centre: np.ndarray, shape: tuple[int, ...], fill: float) -> np.ndarray:
@@ -164,12 +164,19 @@ class ImagingCNN(ImagingSource):
         shape = tuple(o.shape)
         out = np.zeros((len(ids), *shape, 1), np.float32)
         present = np.zeros(len(ids), bool)
+        bad: list = []
         for k, patient in enumerate(ids):
             found = self._locate(str(patient))
             if found is None:
                 continue
-            out[k, ..., 0] = _load(found[0], found[1], shape, o.spacing, o.window, o.crop_margin_mm, o.label, o.cache, o.field)[0]
+            image = _load(found[0], found[1], shape, o.spacing, o.window, o.crop_margin_mm, o.label, o.cache, o.field)[0]
+            why = unusable(image)
+            if why is not None:
+                bad.append((found[0], why))
+                continue
+            out[k, ..., 0] = image
             present[k] = True
+        warn_unusable(self.name, bad)
         return out, present
 
     def saliency(self, ids: Sequence[str]) -> Attribution | None:

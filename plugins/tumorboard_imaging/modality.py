@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validato
 
 from tumorboard.api import ComponentError, DataError, FeatureBlock, InputPath, Modality, Target, apply_numeric, fit_numeric, read_table
 
-from .preprocess import Preparation, prepare
+from .preprocess import Preparation, prepare, unusable, warn_unusable
 from .radiomics import FAMILIES, region_features
 
 
@@ -90,7 +90,7 @@ class ImagingRadiomics(ImagingSource):
         window: tuple[float, float] | None = Field(None, description="Clip intensities to [low, high] (HU for CT).")
         cache: Path | None = Field(Path(".tumorboard-cache/imaging"), description="Cache of prepared arrays (None: no cache).")
 
-    def _features(self, patient: str) -> dict[str, float] | None:
+    def _features(self, patient: str, unusable_found: list) -> dict[str, float] | None:
         found = self._locate(patient)
         if found is None:
             return None
@@ -99,10 +99,16 @@ class ImagingRadiomics(ImagingSource):
         o = self.options
         prep = Preparation(o.spacing, o.interpolator, o.window, None, o.label)
         image, region, spacing = prepare(found[0], found[1], prep, o.cache)
+        why = unusable(image, region)
+        if why is not None:
+            unusable_found.append((found[0], why))
+            return None
         return region_features(image, region, spacing, tuple(o.families), o.bin_width, o.shift)
 
     def _matrix(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-        rows = [self._features(str(i)) for i in ids]
+        bad: list = []
+        rows = [self._features(str(i), bad) for i in ids]
+        warn_unusable(self.name, bad)
         names = sorted({k for r in rows if r for k in r})
         values = np.array([[r.get(n, np.nan) for n in names] if r else [np.nan] * len(names) for r in rows], dtype=np.float64)
         return names, values.reshape(len(ids), len(names)), np.array([r is not None for r in rows])

@@ -95,3 +95,30 @@ def raise_empty(mask_path: Path, prep: Preparation) -> None:
 
     raise DataError(f"{mask_path}: the region vanished when resampled to spacing {prep.spacing}; "
                     "use a finer spacing (the region is smaller than one voxel of the new grid)")
+
+
+def unusable(array: np.ndarray, region: np.ndarray | None = None) -> str | None:
+    """Why a prepared image cannot describe its patient (None when it can): no finite voxel, NaN or inf
+    inside the region, or one value everywhere (a blank export). Such a patient is marked absent for
+    the modality, never present with extreme features."""
+    finite = np.isfinite(array)
+    if not finite.any():
+        return "holds no finite voxel"
+    if region is not None and not finite[region].all():
+        return f"holds {int((~finite[region]).sum())} NaN or infinite voxel(s) inside the region"
+    if float(np.ptp(array[finite])) == 0.0:
+        return "is constant (one value everywhere)"
+    return None
+
+
+def warn_unusable(modality: str, found: list[tuple[Path, str]]) -> None:
+    """One warning per transform for the images marked absent, with the count and an example."""
+    if not found:
+        return
+    import warnings
+
+    from tumorboard.api import TumorboardWarning
+
+    path, why = found[0]
+    warnings.warn(f"{modality}: {len(found)} image(s) are unusable after preprocessing and those patients are marked "
+                  f"absent for this modality (e.g. {path} {why})", TumorboardWarning, stacklevel=3)

@@ -31,7 +31,7 @@ from tumorboard.api import (
 class _Table:
     """The file as read once: numeric columns as a float matrix, text columns as strings."""
 
-    def __init__(self, frame: pl.DataFrame, id_column: str, path, columns, exclude, categorical):
+    def __init__(self, frame: pl.DataFrame, id_column: str, path, columns, exclude, categorical, coerce_text=False):
         self.path = path
         wanted = [c for c in (columns or frame.columns) if c != id_column and c not in exclude]
         missing = [c for c in wanted if c not in frame.columns]
@@ -45,6 +45,10 @@ class _Table:
         for name in wanted:
             dtype = schema[name]
             if dtype.is_numeric() or dtype == pl.Boolean:
+                self.numeric.append(name)
+            elif _mostly_numeric(frame[name], path, name, coerce_text):
+                # a few text cells ("n/a", "<5") in a numeric column: never a silent switch to categories
+                frame = frame.with_columns(pl.col(name).cast(pl.Float64, strict=False))
                 self.numeric.append(name)
             elif categorical == "error":
                 raise DataError(
@@ -70,12 +74,42 @@ class _Table:
         self.strings = {c: frame[c].cast(pl.String).to_list() for c in self.text}
 
 
+def _mostly_numeric(column: pl.Series, path, name: str, coerce_text: bool) -> bool:
+    """Whether a text column is numbers with a few text cells (at least 80% of its values parse).
+
+    Such a column is an error naming the cells, unless ``coerce_text`` turns
+    the text cells into missing values.
+    """
+    parsed = column.cast(pl.Float64, strict=False)
+    text = column.is_not_null() & parsed.is_null()
+    n_text, n_numbers = int(text.sum()), int(parsed.is_not_null().sum())
+    if n_text == 0 or n_numbers < 4 * n_text:
+        return False
+    if coerce_text:
+        return True
+    rows = np.flatnonzero(text.to_numpy())
+    cells = ", ".join(f"{row_label(path, int(r))} {column[int(r)]!r}" for r in rows[:5])
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    raise DataError(
+        f"{path}: column {name!r} holds numbers except for {n_text} text cell(s): {cells}{more}; fix those cells, "
+        "or set options.coerce_text = true to read them as missing values"
+    )
+
+
 @functools.lru_cache(maxsize=16)
-def _read(path, mtime_ns, size, id_column, columns, exclude, categorical) -> _Table:
+def _read(path, mtime_ns, size, id_column, columns, exclude, categorical, coerce_text=False) -> _Table:
     """Read and check a table once per file version (mtime and size are part of the key)."""
     frame = read_table(path, id_column)
     check_unique_ids(frame, id_column, path)
-    return _Table(frame, id_column, path, columns, exclude, categorical)
+    return _Table(frame, id_column, path, columns, exclude, categorical, coerce_text)
+
+
+def _not_a_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
 
 
 class TabularFile(Modality):
@@ -102,6 +136,9 @@ class TabularFile(Modality):
         min_category_count: PositiveInt = Field(
             5, description="A category needs this many training patients to become a feature (rare values can identify people)."
         )
+        coerce_text: bool = Field(
+            False, description="Read text cells in a mostly numeric column (e.g. 'n/a', '<5') as missing values "
+            "instead of stopping with an error that names them.")
         impute: Literal["median", "mean"] = Field("median", description="Fill value learned on training patients.")
         missing_indicators: bool = Field(True, description="Add COLUMN__missing for columns with gaps in training.")
         scale: bool = Field(True, description="Standardise numeric columns with training mean and SD.")
@@ -112,7 +149,8 @@ class TabularFile(Modality):
         o = self.options
         stat = o.path.stat()
         return _read(o.path, stat.st_mtime_ns, stat.st_size, o.id_column,
-                     tuple(o.columns) if o.columns is not None else None, tuple(o.exclude), o.categorical)
+                     tuple(o.columns) if o.columns is not None else None, tuple(o.exclude), o.categorical,
+                     o.coerce_text)
 
     def available_ids(self) -> set[str]:
         return set(self._load().ids)
@@ -163,9 +201,27 @@ class TabularFile(Modality):
         )
         return self
 
+    def _check_columns(self, table: _Table) -> None:
+        """New data must hold every column the pipeline was fitted on, of the same kind."""
+        for column in self.numeric_columns_:
+            if column in table.text:
+                values = table.strings[column]
+                row = next((r for r, v in enumerate(values) if v is not None and _not_a_number(v)), 0)
+                raise DataError(
+                    f"{table.path}: {row_label(table.path, row)}, column {column!r} holds {values[row]!r}, but the "
+                    "pipeline was fitted on numbers in this column; fix the cell (leave it empty when missing)"
+                )
+        missing = [c for c in [*self.numeric_columns_, *self.categories_] if c not in table.numeric and c not in table.text]
+        if missing:
+            raise DataError(
+                f"{table.path}: column(s) {missing!r} that the pipeline was fitted on are missing; add them "
+                "(empty cells where a value is unknown)"
+            )
+
     def transform(self, ids: Sequence[str]) -> FeatureBlock:
         self.check_is_fitted()
         table = self._load()
+        self._check_columns(table)
         if table.numeric != self.numeric_columns_:
             raise DataError(
                 f"{table.path}: numeric columns {table.numeric!r} differ from those the pipeline was fitted "
