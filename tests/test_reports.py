@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tumorboard.card import patient_card, reference
+from tumorboard.card import card_key, patient_card, reference
 from tumorboard.engine import run
 from tumorboard.figures import readable
 from tumorboard.report import cohort_report
@@ -81,7 +81,7 @@ def test_reports_carry_no_patient_identifiers(run_dir):
     for path in (run_dir / "report.html", card):
         text = path.read_text(encoding="utf-8")
         assert not [i for i in ids if i in text], path.name
-    assert card.name == f"card-{reference(ids[3])}.html" and ids[3] not in card.name
+    assert card.name == f"card-{reference(ids[3], card_key(run_dir))}.html" and ids[3] not in card.name
 
 
 def test_card_shows_prediction_contributions_missing_data_and_saliency(run_dir):
@@ -109,7 +109,7 @@ def test_report_redraw_reads_only_the_run_directory(run_dir, tmp_path):
     shutil.copytree(run_dir, copy)
     (copy / "report.html").unlink()
     assert cohort_report(copy).is_file()
-    with pytest.raises(Exception, match="not a run directory"):
+    with pytest.raises(Exception, match="not a finished tumorboard run"):
         cohort_report(tmp_path)
 
 
