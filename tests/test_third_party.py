@@ -52,7 +52,13 @@ def test_installed_plugin_passes_the_testing_kit_from_its_own_suite(installed):
         env=installed, capture_output=True, text=True, encoding="utf-8", cwd=PACKAGE,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "13 passed" in result.stdout
+    from tumorboard.testing import CHECKS, checks_for
+    from tumorboard.testing import _ReferenceModel
+
+    # every check that applies to a model, and none of the modality, fusion or explainer ones
+    applicable = len(checks_for(_ReferenceModel()))
+    assert applicable == len(CHECKS) - 3
+    assert f"{applicable} passed" in result.stdout
 
 
 def test_spec_uses_the_installed_plugin(installed, tmp_path):

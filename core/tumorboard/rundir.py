@@ -99,8 +99,8 @@ def _files_of(folder: Path) -> list[Path]:
 def write_manifest(folder: Path, kind: Kind) -> None:
     """Seal ``folder``: every file with its SHA-256. Written last: its presence marks completion."""
     files = {p.relative_to(folder).as_posix(): sha256_of(p) for p in _files_of(folder)}
-    manifest = {"tumorboard": kind, "format": MANIFEST_FORMAT,
-                "sealed": dt.datetime.now(dt.UTC).isoformat(), "files": files}
+    # no time stamp: the same work gives a byte-identical manifest (provenance.json keeps the times)
+    manifest = {"tumorboard": kind, "format": MANIFEST_FORMAT, "files": files}
     atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
