@@ -38,6 +38,41 @@ class ImagingInputs(BaseModel):
         return self
 
 
+class MeasuredFeatures(Modality):
+    """A modality whose features are measured per patient (``_matrix``: names, values, presence), then
+    imputed and standardised with statistics of the training patients only."""
+
+    def _matrix(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _nothing_measured(self, n: int) -> str:
+        return f"{self.name}: none of the {n} training patients has data"
+
+    def fit(self, ids: Sequence[str], y: Target) -> Self:
+        if len(ids) != len(y):
+            raise ComponentError(f"{self.name}: fit() got {len(ids)} ids but {len(y)} target values")
+        names, values, present = self._matrix(ids)
+        if not present.any():
+            raise DataError(self._nothing_measured(len(ids)))
+        stats = fit_numeric(values[present])
+        self.feature_names_ = names
+        self.fill_, self.mean_, self.scale_ = stats.fill, stats.mean, stats.scale
+        self.low_, self.high_ = stats.low, stats.high
+        return self
+
+    def transform(self, ids: Sequence[str]) -> FeatureBlock:
+        self.check_is_fitted()
+        names, values, present = self._matrix(ids)
+        by_name = {n: k for k, n in enumerate(names)}
+        aligned = np.full((len(ids), len(self.feature_names_)), np.nan)
+        for j, name in enumerate(self.feature_names_):
+            if name in by_name:
+                aligned[:, j] = values[:, by_name[name]]
+        out = apply_numeric(aligned, self.low_, self.high_, self.fill_, self.mean_, self.scale_)
+        out[~present] = np.nan
+        return FeatureBlock(tuple(map(str, ids)), out, tuple(self.feature_names_), present, self.name)
+
+
 class ImagingSource(Modality):
     """Shared by the imaging components: where each patient's image and mask are."""
 
@@ -64,8 +99,8 @@ class ImagingSource(Modality):
         return None  # templates: unknowable without a list of ids
 
 
-class ImagingRadiomics(ImagingSource):
-    """Radiomic features from image + mask: shape, first-order, GLCM, GLRLM and GLSZM (IBSI definitions).
+class ImagingRadiomics(ImagingSource, MeasuredFeatures):
+    """Radiomic features from image + mask: shape, first-order, GLCM, GLRLM, GLSZM, GLDM and NGTDM (IBSI definitions).
 
     Images are read through SimpleITK (DICOM series, NIfTI, NRRD, MHA),
     checked against their masks' geometry, optionally resampled (linear or
@@ -80,7 +115,7 @@ class ImagingRadiomics(ImagingSource):
     class Options(ImagingInputs):
         model_config = ConfigDict(extra="forbid")
         label: int | None = Field(None, description="Mask label of the region (default: the 1s of a 0/1 mask).")
-        families: list[Literal["shape", "firstorder", "glcm", "glrlm", "glszm"]] = Field(
+        families: list[Literal["shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"]] = Field(
             list(FAMILIES), description="Feature families to compute.")
         bin_width: PositiveFloat = Field(25.0, description="Fixed bin width for discretised features (intensity units).")
         shift: float = Field(0.0, description="Added to intensities in energy-type features (pyradiomics' voxelArrayShift).")
@@ -97,7 +132,8 @@ class ImagingRadiomics(ImagingSource):
         if found[1] is None:
             raise DataError(f"{self.name}: radiomics needs a mask for {found[0]}; give a mask template or a mask column")
         o = self.options
-        prep = Preparation(o.spacing, o.interpolator, o.window, None, o.label)
+        # cropped to the region: every family looks at most one voxel beyond it, and region_features adds that
+        prep = Preparation(o.spacing, o.interpolator, o.window, 0.0, o.label)
         image, region, spacing = prepare(found[0], found[1], prep, o.cache)
         why = unusable(image, region)
         if why is not None:
@@ -113,29 +149,9 @@ class ImagingRadiomics(ImagingSource):
         values = np.array([[r.get(n, np.nan) for n in names] if r else [np.nan] * len(names) for r in rows], dtype=np.float64)
         return names, values.reshape(len(ids), len(names)), np.array([r is not None for r in rows])
 
-    def fit(self, ids: Sequence[str], y: Target) -> Self:
-        if len(ids) != len(y):
-            raise ComponentError(f"{self.name}: fit() got {len(ids)} ids but {len(y)} target values")
-        names, values, present = self._matrix(ids)
-        if not present.any():
-            raise DataError(f"{self.name}: none of the {len(ids)} training patients has an image")
-        stats = fit_numeric(values[present])
-        self.feature_names_ = names
-        self.fill_, self.mean_, self.scale_ = stats.fill, stats.mean, stats.scale
-        self.low_, self.high_ = stats.low, stats.high
-        return self
+    def _nothing_measured(self, n: int) -> str:
+        return f"{self.name}: none of the {n} training patients has an image"
 
-    def transform(self, ids: Sequence[str]) -> FeatureBlock:
-        self.check_is_fitted()
-        names, values, present = self._matrix(ids)
-        by_name = {n: k for k, n in enumerate(names)}
-        aligned = np.full((len(ids), len(self.feature_names_)), np.nan)
-        for j, name in enumerate(self.feature_names_):
-            if name in by_name:
-                aligned[:, j] = values[:, by_name[name]]
-        out = apply_numeric(aligned, self.low_, self.high_, self.fill_, self.mean_, self.scale_)
-        out[~present] = np.nan
-        return FeatureBlock(tuple(map(str, ids)), out, self.feature_names_, present, self.name)
 
     def raw_features(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Unscaled feature values (names, matrix, presence): for reference checks and reports."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .io import check_geometry, mask_voxels, read_image, require_3d
+from .io import check_array_geometry, check_geometry, mask_voxels, read_image, read_nifti_array, require_3d
 
 INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline, "nearest": sitk.sitkNearestNeighbor}
 
@@ -58,36 +58,72 @@ def prepare(image_path: Path, mask_path: Path, prep: Preparation,
     if key is not None and (cache / f"{key}.npz").exists():
         with np.load(cache / f"{key}.npz", allow_pickle=False) as stored:
             return stored["image"], stored["region"], tuple(stored["spacing"].tolist())
+    fast = _prepare_nifti(image_path, mask_path, prep) if prep.spacing is None else None
+    if fast is not None:
+        array, region, spacing_zyx = fast
+        if key is not None:
+            _store(cache, key, array, region, spacing_zyx)
+        return array, region, spacing_zyx
     image, mask = read_image(image_path), read_image(mask_path)
     require_3d(image, image_path)
     check_geometry(image, mask, image_path, mask_path)
-    region_image = sitk.GetImageFromArray(mask_voxels(mask, mask_path, prep.label).astype(np.uint8))
-    region_image.CopyInformation(mask)
-    image = sitk.Cast(image, sitk.sitkFloat32)
-    if prep.spacing is not None:
-        image = resample(image, prep.spacing, prep.interpolator)
+    region = mask_voxels(mask, mask_path, prep.label)
+    if prep.spacing is None:
+        # no resampling: stay in numpy and convert only the cropped box (a whole CT is 100x larger)
+        box = _crop_box(region, np.array(image.GetSpacing()[::-1]), prep.crop_margin_mm)
+        array = sitk.GetArrayViewFromImage(image)[box].astype(np.float32)
+        region = region[box]
+    else:
+        region_image = sitk.GetImageFromArray(region.astype(np.uint8))
+        region_image.CopyInformation(mask)
+        image = resample(sitk.Cast(image, sitk.sitkFloat32), prep.spacing, prep.interpolator)
         region_image = resample(region_image, prep.spacing, "nearest")  # labels are never interpolated
-    array = sitk.GetArrayFromImage(image)
-    region = sitk.GetArrayFromImage(region_image) > 0
+        array = sitk.GetArrayFromImage(image)
+        region = sitk.GetArrayFromImage(region_image) > 0
+        box = _crop_box(region, np.array(image.GetSpacing()[::-1]), prep.crop_margin_mm)
+        array, region = array[box], region[box]
     if not region.any():
         raise_empty(mask_path, prep)
     if prep.window is not None:
         array = np.clip(array, *prep.window)
-    if prep.crop_margin_mm is not None:
-        spacing = np.array(image.GetSpacing()[::-1])
-        margin = np.ceil(prep.crop_margin_mm / spacing).astype(int)
-        found = np.argwhere(region)
-        lo = np.maximum(found.min(0) - margin, 0)
-        hi = np.minimum(found.max(0) + margin + 1, region.shape)
-        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-        array, region = array[box], region[box]
     spacing_zyx = tuple(float(s) for s in image.GetSpacing()[::-1])
     if key is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        partial = cache / f".{key}.npz"
-        np.savez(partial, image=array.astype(np.float32), region=region, spacing=np.array(spacing_zyx))
-        partial.replace(cache / f"{key}.npz")  # never a half-written cache entry
+        _store(cache, key, array, region, spacing_zyx)
     return array.astype(np.float32), region, spacing_zyx
+
+
+def _prepare_nifti(image_path: Path, mask_path: Path, prep: Preparation):
+    """The same preparation without resampling, for two plain NIfTI files read through nibabel;
+    None when either is not one (the SimpleITK path then reads and checks them)."""
+    image, mask = read_nifti_array(image_path), read_nifti_array(mask_path)
+    if image is None or mask is None:
+        return None
+    check_array_geometry(image, mask, image_path, mask_path)
+    region = mask_voxels(mask[0], mask_path, prep.label)
+    box = _crop_box(region, np.array(image[1]), prep.crop_margin_mm)
+    array, region = image[0][box].astype(np.float32), region[box]
+    if prep.window is not None:
+        array = np.clip(array, *prep.window)
+    return array, region, image[1]
+
+
+def _store(cache: Path, key: str, array: np.ndarray, region: np.ndarray, spacing_zyx: tuple) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = cache / f".{key}.npz"
+    np.savez(partial, image=array.astype(np.float32), region=region, spacing=np.array(spacing_zyx))
+    partial.replace(cache / f"{key}.npz")  # never a half-written cache entry
+
+
+def _crop_box(region: np.ndarray, spacing_zyx: np.ndarray, margin_mm: float | None) -> tuple[slice, ...]:
+    """The region's bounding box grown by ``margin_mm`` (the whole array when None or no region)."""
+    if margin_mm is None or not region.any():
+        return tuple(slice(None) for _ in region.shape)
+    margin = np.ceil(margin_mm / spacing_zyx).astype(int)
+    box = []
+    for axis in range(region.ndim):
+        hit = np.flatnonzero(region.any(axis=tuple(a for a in range(region.ndim) if a != axis)))
+        box.append(slice(max(int(hit[0]) - margin[axis], 0), min(int(hit[-1]) + margin[axis] + 1, region.shape[axis])))
+    return tuple(box)
 
 
 def raise_empty(mask_path: Path, prep: Preparation) -> None:

@@ -1,10 +1,16 @@
-"""Radiomic features of a region: shape, first-order statistics and texture (GLCM, GLRLM, GLSZM).
+"""Radiomic features of a region: shape, first-order statistics and texture (GLCM, GLRLM, GLSZM,
+GLDM, NGTDM).
 
 Definitions follow IBSI (Zwanenburg et al., 2020) and, where IBSI leaves a
 choice, pyradiomics' (so that its published baselines can be matched):
 intensities are discretised with a fixed bin width from the region's
 minimum; energy-type features add ``shift`` to every intensity. Kurtosis is
 IBSI's excess kurtosis (pyradiomics reports it 3 higher).
+
+Every family is computed on the region's bounding box plus one voxel: no
+feature looks further than one voxel beyond the region (neighbours outside it
+count as absent), so the crop changes no value and saves most of the work on
+a whole CT.
 """
 
 from __future__ import annotations
@@ -119,9 +125,11 @@ def glcm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict
     ux, uy = (i3 * P).sum((0, 1), keepdims=True), (j3 * P).sum((0, 1), keepdims=True)
     sigx = np.sqrt(((i3 - ux) ** 2 * P).sum((0, 1), keepdims=True))
     sigy = np.sqrt(((j3 - uy) ** 2 * P).sum((0, 1), keepdims=True))
-    ksum, kdiff = np.unique(i + j), np.unique(np.abs(i - j))
-    pxy_sum = np.array([P[(i + j) == k].sum(0) for k in ksum])  # (k, directions)
-    pxy_diff = np.array([P[np.abs(i - j) == k].sum(0) for k in kdiff])
+    ksum, sum_index = np.unique(i + j, return_inverse=True)
+    kdiff, diff_index = np.unique(np.abs(i - j), return_inverse=True)
+    flat = P.reshape(ng * ng, -1)
+    pxy_sum = _group_sum(flat, sum_index.ravel(), len(ksum))  # (k, directions)
+    pxy_diff = _group_sum(flat, diff_index.ravel(), len(kdiff))
     hx = -(px * np.log2(px + EPS)).sum((0, 1))
     hy = -(py * np.log2(py + EPS)).sum((0, 1))
     hxy = -(P * np.log2(P + EPS)).sum((0, 1))
@@ -135,13 +143,14 @@ def glcm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict
         corr = np.where((sigx * sigy)[0, 0] > 0, corr, 1.0)
         imc1 = np.where(np.maximum(hx, hy) > 0, (hxy - hxy1) / np.maximum(hx, hy), 0.0)
         imc2 = np.where(hxy2 > hxy, np.sqrt(1 - np.exp(-2 * (hxy2 - hxy))), 0.0)
-        # maximal correlation coefficient: second largest eigenvalue of Q
-        mcc = []
-        for d in range(P.shape[2]):
-            pd, pxd, pyd = P[:, :, d], px[:, 0, d], py[0, :, d]
-            q = (pd / (pxd[:, None] + EPS)) @ (pd / (pyd[None, :] + EPS)).T
-            eig = np.sort(np.real(np.linalg.eigvals(q)))
-            mcc.append(np.sqrt(max(eig[-2], 0.0)) if len(eig) > 1 else 1.0)
+        # maximal correlation coefficient: sqrt of Q's second largest eigenvalue, Q = D^-1 P D^-1 P for a
+        # symmetric P with marginal D. Q is similar to A @ A with A = D^-1/2 P D^-1/2 symmetric, so Q's
+        # eigenvalues are the squares of A's: a symmetric solver (eigvalsh) for every direction at once,
+        # exact where the general one leaves rounding-level imaginary parts
+        scale = 1 / np.sqrt(np.moveaxis(px, 2, 0) + EPS)  # (directions, ng, 1)
+        A = scale * np.moveaxis(P, 2, 0) * np.swapaxes(scale, 1, 2)
+        magnitude = np.sort(np.abs(np.linalg.eigvalsh(A)), axis=1)
+        mcc = magnitude[:, -2] if ng > 1 else np.ones(P.shape[2])
     off = np.abs(i3 - j3)
     features = {
         "Autocorrelation": (P * i3 * j3).sum((0, 1)),
@@ -159,7 +168,7 @@ def glcm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict
         "Imc1": imc1,
         "Imc2": imc2,
         "Idm": (P / (1 + off**2)).sum((0, 1)),
-        "MCC": np.array(mcc),
+        "MCC": mcc,
         # the normalising number of grey levels counts the bins between the extremes, empty ones too
         "Idmn": (P / (1 + off**2 / present.max() ** 2)).sum((0, 1)),
         "Id": (P / (1 + off)).sum((0, 1)),
@@ -174,6 +183,13 @@ def glcm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict
     return {name: float(np.mean(value)) for name, value in features.items()}
 
 
+def _group_sum(flat: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
+    """Rows of ``flat`` (cells, directions) summed by ``group`` (one index per cell): (groups, directions)."""
+    out = np.zeros((groups, flat.shape[1]))
+    np.add.at(out, group, flat)
+    return out
+
+
 def _region_levels(image: np.ndarray, region: np.ndarray, bin_width: float) -> tuple[np.ndarray, np.ndarray]:
     """Discretised grey levels inside the region (0 outside) and the levels present."""
     levels = np.zeros(region.shape, dtype=np.int64)
@@ -181,28 +197,32 @@ def _region_levels(image: np.ndarray, region: np.ndarray, bin_width: float) -> t
     return levels, np.unique(levels[region])
 
 
-def _runs(levels: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(grey level, length) of every run of equal levels inside the region along ``offset``."""
-    shape = np.array(levels.shape)
-    coords = np.argwhere(levels > 0)
-    before = coords - offset
-    inside = np.all((before >= 0) & (before < shape), axis=1)
-    prev = np.zeros(len(coords), dtype=np.int64)
-    prev[inside] = levels[tuple(before[inside].T)]
-    own = levels[tuple(coords.T)]
-    starts, level = coords[prev != own], own[prev != own]  # a run starts where the previous voxel differs
-    length = np.zeros(len(starts), dtype=np.int64)
-    active = np.arange(len(starts))
-    step = 0
-    while len(active):
-        pos = starts[active] + step * offset
-        ok = np.all((pos >= 0) & (pos < shape), axis=1)
-        same = np.zeros(len(active), bool)
-        same[ok] = levels[tuple(pos[ok].T)] == level[active[ok]]
-        length[active[same]] += 1
-        active = active[same]
-        step += 1
-    return level, length
+def _runs(coords: np.ndarray, level: np.ndarray, size: int,
+          offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(grey level, length, direction) of every run of equal levels along each of ``offsets``, for
+    region voxels at ``coords`` (their levels ``level``; ``size`` bounds every coordinate).
+
+    Each voxel lies on one line {p + k * offset}: the line's key is the point
+    where it crosses the plane of the offset's first non-zero axis, the
+    voxel's position along it is k. Sorting by (direction, line, position)
+    lines runs up consecutively; a run ends where the line, the level or the
+    position's continuity breaks. One sort for every direction instead of a
+    walk step by step.
+    """
+    n, width = len(coords), 4 * size
+    axis = np.argmax(offsets != 0, axis=1)  # first non-zero axis of each offset
+    step = offsets[np.arange(len(offsets)), axis]  # +-1
+    position = coords[:, axis] * step  # (voxels, directions)
+    base = coords[:, None, :] - position[:, :, None] * offsets[None, :, :] + 2 * size  # in [0, 4 * size)
+    line = (base[..., 0] * width + base[..., 1]) * width + base[..., 2]
+    key = ((np.arange(len(offsets))[None, :] * width**3 + line) * width + position + 2 * size).T.ravel()
+    order = np.argsort(key)
+    key, levels = key[order], np.tile(level, len(offsets))[order]
+    starts = np.ones(len(key), dtype=bool)
+    # consecutive keys differ by exactly 1 along one line; anything else (another line, a gap) breaks the run
+    starts[1:] = (key[1:] != key[:-1] + 1) | (levels[1:] != levels[:-1])
+    first = np.flatnonzero(starts)
+    return levels[first], np.diff(np.append(first, len(key))), order[first] // n  # run start -> its direction
 
 
 # one set of formulas serves both size matrices: P[i, j] counts runs (GLRLM) or zones (GLSZM) of
@@ -219,64 +239,70 @@ _ZONE_NAMES = ("SmallAreaEmphasis", "LargeAreaEmphasis", "GrayLevelNonUniformity
                "LargeAreaHighGrayLevelEmphasis")
 
 
-def _size_matrix(level: np.ndarray, size: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Counts of (grey level, size) pairs; rows follow ``present``, columns sizes 1..max."""
+def _size_matrix(level: np.ndarray, size: np.ndarray, present: np.ndarray,
+                 direction: np.ndarray | None = None, directions: int = 1) -> np.ndarray:
+    """Counts of (grey level, size) pairs, (directions, levels, sizes 1..max); rows follow ``present``."""
     index = np.zeros(present.max() + 1, dtype=np.int64)
     index[present] = np.arange(len(present))
-    P = np.zeros((len(present), int(size.max())))
-    np.add.at(P, (index[level], size - 1), 1.0)
-    return P
+    width = int(size.max())
+    direction = np.zeros(len(level), dtype=np.int64) if direction is None else direction
+    flat = (direction * len(present) + index[level]) * width + size - 1
+    counts = np.bincount(flat, minlength=directions * len(present) * width)
+    return counts.reshape(directions, len(present), width).astype(np.float64)
 
 
 def _size_matrix_features(P: np.ndarray, grey: np.ndarray, n_voxels: int, names: tuple[str, ...]) -> dict[str, float]:
-    """The 16 IBSI run-length / size-zone features of one matrix, under the family's ``names``."""
-    nz = P.sum()
-    i = grey.astype(np.float64)[:, None]
-    j = np.arange(1, P.shape[1] + 1, dtype=np.float64)[None, :]
-    p = P / nz
-    mu_i, mu_j = (p * i).sum(), (p * j).sum()
+    """The 16 IBSI run-length / size-zone features, under the family's ``names``.
+
+    ``P`` is (directions, levels, sizes): each feature is computed per
+    direction and averaged, as IBSI's 'averaged over directions'.
+    """
+    nz = P.sum((1, 2))
+    i = grey.astype(np.float64)[None, :, None]
+    j = np.arange(1, P.shape[2] + 1, dtype=np.float64)[None, None, :]
+    p = P / nz[:, None, None]
+    mu_i, mu_j = (p * i).sum((1, 2)), (p * j).sum((1, 2))
+    rows, columns = P.sum(2), P.sum(1)
+
+    def mean(weighted: np.ndarray) -> np.ndarray:
+        return weighted.sum((1, 2)) / nz
+
     values = (
-        (P / j**2).sum() / nz, (P * j**2).sum() / nz,
-        (P.sum(1) ** 2).sum() / nz, (P.sum(1) ** 2).sum() / nz**2,
-        (P.sum(0) ** 2).sum() / nz, (P.sum(0) ** 2).sum() / nz**2,
-        nz / n_voxels, (p * (i - mu_i) ** 2).sum(), (p * (j - mu_j) ** 2).sum(), -(p * np.log2(p + EPS)).sum(),
-        (P / i**2).sum() / nz, (P * i**2).sum() / nz,
-        (P / (i**2 * j**2)).sum() / nz, (P * i**2 / j**2).sum() / nz,
-        (P * j**2 / i**2).sum() / nz, (P * i**2 * j**2).sum() / nz,
+        mean(P / j**2), mean(P * j**2),
+        (rows**2).sum(1) / nz, (rows**2).sum(1) / nz**2,
+        (columns**2).sum(1) / nz, (columns**2).sum(1) / nz**2,
+        nz / n_voxels, (p * (i - mu_i[:, None, None]) ** 2).sum((1, 2)),
+        (p * (j - mu_j[:, None, None]) ** 2).sum((1, 2)), -(p * np.log2(p + EPS)).sum((1, 2)),
+        mean(P / i**2), mean(P * i**2),
+        mean(P / (i**2 * j**2)), mean(P * i**2 / j**2),
+        mean(P * j**2 / i**2), mean(P * i**2 * j**2),
     )
-    return {name: float(v) for name, v in zip(names, values, strict=True)}
+    return {name: float(np.mean(v)) for name, v in zip(names, values, strict=True)}
 
 
 def glrlm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict[str, float]:
     """Grey-level run-length features over the 13 directions, each computed per direction and averaged."""
     levels, present = _region_levels(image, region, bin_width)
-    n_voxels = int(region.sum())
-    per_direction: dict[str, list[float]] = {}
-    for offset in _directions():
-        level, length = _runs(levels, offset)
-        if len(level) == 0:
-            continue
-        P = _size_matrix(level, length, present)
-        for name, value in _size_matrix_features(P, present, n_voxels, _RUN_NAMES).items():
-            per_direction.setdefault(name, []).append(value)
-    return {name: float(np.mean(v)) for name, v in per_direction.items()}
+    coords = np.argwhere(levels > 0)
+    offsets = _directions()
+    level, length, direction = _runs(coords, levels[tuple(coords.T)], int(max(levels.shape)), offsets)
+    P = _size_matrix(level, length, present, direction, len(offsets))
+    return _size_matrix_features(P, present, len(coords), _RUN_NAMES)
 
 
 def glszm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict[str, float]:
     """Grey-level size-zone features (3-D): a zone is a 26-connected group of voxels of one grey level."""
-    from scipy.ndimage import label
+    from skimage.measure import label
 
     levels, present = _region_levels(image, region, bin_width)
     if len(present) == 0:
         return {}
-    connectivity = np.ones((3, 3, 3), dtype=bool)
-    zone_level, zone_size = [], []
-    for g in present:
-        zones, n = label(levels == g, structure=connectivity)
-        sizes = np.bincount(zones.ravel())[1:]
-        zone_level.append(np.full(n, g))
-        zone_size.append(sizes)
-    P = _size_matrix(np.concatenate(zone_level), np.concatenate(zone_size), present)
+    # one pass labels every zone: neighbours join only when their grey levels are equal
+    zones, n = label(levels, background=0, connectivity=3, return_num=True)
+    zone_size = np.bincount(zones.ravel(), minlength=n + 1)[1:]
+    zone_level = np.zeros(n + 1, dtype=np.int64)
+    zone_level[zones] = levels
+    P = _size_matrix(zone_level[1:], zone_size, present)
     return _size_matrix_features(P, present, int(region.sum()), _ZONE_NAMES)
 
 
@@ -289,12 +315,17 @@ def mesh_shape(region: np.ndarray, spacing_zyx: tuple[float, float, float]) -> d
     """
     from scipy.spatial import ConvexHull
     from scipy.spatial.distance import pdist
-    from skimage.measure import marching_cubes, mesh_surface_area
+    from skimage.measure import marching_cubes
 
     verts, faces, _, _ = marching_cubes(np.pad(region, 1).astype(np.float32), 0.5, spacing=spacing_zyx)
-    tri = verts[faces]
-    volume = abs(float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum())) / 6
-    area = float(mesh_surface_area(verts, faces))
+    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
+    u, v = b - a, c - a
+    # one cross product per triangle gives both: its area is half the norm, and a . (u x v) = a . (b x c)
+    # is six times the signed volume of the tetrahedron it spans with the origin (divergence theorem)
+    cross = np.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1], u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
+                      u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], axis=1)
+    area = float(np.sqrt((cross**2).sum(1)).sum()) / 2
+    volume = abs(float((a * cross).sum())) / 6
     try:
         hull = verts[ConvexHull(verts).vertices]
     except Exception:  # noqa: BLE001 - a flat region has no 3-D hull: use every vertex
@@ -308,13 +339,115 @@ def mesh_shape(region: np.ndarray, spacing_zyx: tuple[float, float, float]) -> d
     }
 
 
-FAMILIES = ("shape", "firstorder", "glcm", "glrlm", "glszm")
+_DEPENDENCE_NAMES = ("SmallDependenceEmphasis", "LargeDependenceEmphasis", "GrayLevelNonUniformity",
+                     "GrayLevelNonUniformityNormalized", "DependenceNonUniformity", "DependenceNonUniformityNormalized",
+                     "DependencePercentage", "GrayLevelVariance", "DependenceVariance", "DependenceEntropy",
+                     "LowGrayLevelEmphasis", "HighGrayLevelEmphasis", "SmallDependenceLowGrayLevelEmphasis",
+                     "SmallDependenceHighGrayLevelEmphasis", "LargeDependenceLowGrayLevelEmphasis",
+                     "LargeDependenceHighGrayLevelEmphasis")
+
+
+def _all_offsets() -> np.ndarray:
+    """The 26 neighbour offsets (z, y, x) at Chebyshev distance 1 in 3-D."""
+    return np.array([(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) != (0, 0, 0)])
+
+
+def _neighbour_levels(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(levels of the region's voxels, (voxels, 26) levels of their neighbours; 0 = outside the region).
+
+    ``levels`` must carry a border of zeros one voxel wide (``_padded``), so
+    every neighbour index stays inside the array; only region voxels are
+    gathered, not the whole box.
+    """
+    flat = levels.ravel()
+    at = np.flatnonzero(flat)
+    strides = np.array(levels.strides) // levels.itemsize
+    steps = _all_offsets() @ strides
+    return flat[at], flat[at[:, None] + steps[None, :]]
+
+
+def gldm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0, alpha: float = 0.0) -> dict[str, float]:
+    """Grey-level dependence features (IBSI's NGLDM, 3-D, distance 1, coarseness ``alpha``).
+
+    A voxel's dependence is 1 plus the number of its 26 neighbours inside the
+    region whose grey level differs from its own by at most ``alpha``;
+    P[i, j] counts voxels of grey level i with dependence j.
+    """
+    levels, present = _region_levels(*_padded(image, region), bin_width)
+    if len(present) == 0:
+        return {}
+    own, around = _neighbour_levels(levels)
+    dependence = 1 + ((around > 0) & (np.abs(around - own[:, None]) <= alpha)).sum(1)
+    P = _size_matrix(own, dependence, present)
+    features = _size_matrix_features(P, present, len(own), _DEPENDENCE_NAMES)
+    p = P / P.sum()
+    features["DependenceEnergy"] = float((p**2).sum())
+    return features
+
+
+def ngtdm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict[str, float]:
+    """Neighbourhood grey-tone difference features (IBSI, 3-D, distance 1).
+
+    For a voxel with at least one of its 26 neighbours inside the region, s_i
+    adds |i - mean grey level of those neighbours|; voxels with no neighbour
+    in the region are left out (IBSI; pyradiomics).
+    """
+    levels, present = _region_levels(*_padded(image, region), bin_width)
+    if len(present) == 0:
+        return {}
+    own, around = _neighbour_levels(levels)
+    count = (around > 0).sum(1)
+    use = count > 0
+    if not use.any():
+        return {}
+    level = own[use]
+    diff = np.abs(level - around[use].sum(1) / count[use])
+    n = np.bincount(level, minlength=present.max() + 1)[present].astype(np.float64)
+    s = np.bincount(level, weights=diff, minlength=present.max() + 1)[present]
+    keep = n > 0
+    g, n, s = present[keep].astype(np.float64), n[keep], s[keep]
+    nvp = n.sum()
+    p = n / nvp
+    ngp = len(g)
+    gi, gj = g[:, None], g[None, :]
+    pi, pj = p[:, None], p[None, :]
+    si, sj = s[:, None], s[None, :]
+    ps = float((p * s).sum())
+    busy_denominator = float(np.abs(gi * pi - gj * pj).sum())
+    return {
+        # pyradiomics' convention for a region without any grey-tone difference
+        "Coarseness": 1.0 / ps if ps > 0 else 1e6,
+        "Contrast": float((pi * pj * (gi - gj) ** 2).sum() / (ngp * (ngp - 1)) * s.sum() / nvp) if ngp > 1 else 0.0,
+        "Busyness": ps / busy_denominator if busy_denominator > 0 else 0.0,
+        "Complexity": float((np.abs(gi - gj) * (pi * si + pj * sj) / (pi + pj)).sum() / nvp),
+        "Strength": float(((pi + pj) * (gi - gj) ** 2).sum() / s.sum()) if s.sum() > 0 else 0.0,
+    }
+
+
+def _padded(image: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Image and region with a one-voxel border of background (neighbour shifts never wrap)."""
+    return np.pad(image, 1), np.pad(region, 1)
+
+
+def crop_to_region(image: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The region's bounding box plus one voxel on each side (within the array)."""
+    found = np.argwhere(region)
+    if len(found) == 0:
+        return image, region
+    lo = np.maximum(found.min(0) - 1, 0)
+    hi = np.minimum(found.max(0) + 2, region.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    return image[box], region[box]
+
+
+FAMILIES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
 
 def region_features(image: np.ndarray, region: np.ndarray, spacing_zyx: tuple[float, float, float],
                     families: tuple[str, ...] = FAMILIES, bin_width: float = 25.0,
                     shift: float = 0.0) -> dict[str, float]:
     """Every asked family's features of one region, named ``family:Feature``."""
+    image, region = crop_to_region(image, region)
     out: dict[str, float] = {}
     if "shape" in families:
         out.update({f"shape:{k}": v for k, v in voxel_shape(region, spacing_zyx).items()})
@@ -322,7 +455,7 @@ def region_features(image: np.ndarray, region: np.ndarray, spacing_zyx: tuple[fl
     if "firstorder" in families:
         out.update({f"firstorder:{k}": v for k, v in
                     first_order(image[region], float(np.prod(spacing_zyx)), bin_width, shift).items()})
-    for family, compute in (("glcm", glcm), ("glrlm", glrlm), ("glszm", glszm)):
+    for family, compute in (("glcm", glcm), ("glrlm", glrlm), ("glszm", glszm), ("gldm", gldm), ("ngtdm", ngtdm)):
         if family in families:
             out.update({f"{family}:{k}": v for k, v in compute(image, region, bin_width).items()})
     return out
