@@ -85,39 +85,32 @@ def _directions() -> np.ndarray:
     return np.array(offsets)
 
 
-def _pairs(levels: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Grey levels of every (voxel, neighbour at ``offset``) pair inside the region (level 0 = outside)."""
-    dz, dy, dx = offset
-    z, y, x = levels.shape
-    a = levels[max(0, -dz):z - max(0, dz), max(0, -dy):y - max(0, dy), max(0, -dx):x - max(0, dx)]
-    b = levels[max(0, dz):z - max(0, -dz) or None, max(0, dy):y - max(0, -dy) or None, max(0, dx):x - max(0, -dx) or None]
-    both = (a > 0) & (b > 0)
-    return a[both], b[both]
-
-
-def glcm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict[str, float]:
+def glcm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0,
+         levels: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """Grey-level co-occurrence features: symmetric matrices for the 13 directions at distance 1,
     each feature computed per direction and averaged (IBSI 'averaged over directions', 3-D).
 
-    Grey levels absent from the region are dropped, as pyradiomics does.
+    Grey levels absent from the region are dropped, as pyradiomics does. Every
+    texture family takes ``levels``, the (discretised levels, levels present)
+    of ``region_levels``, so ``region_features`` discretises once for all.
     """
-    levels = np.zeros(region.shape, dtype=np.int64)
-    levels[region] = discretise(image[region].astype(np.float64), bin_width)
-    present = np.unique(levels[region])
+    levels, present = levels or region_levels(image, region, bin_width)
     index = np.zeros(levels.max() + 1, dtype=np.int64)
     index[present] = np.arange(len(present))
     ng = len(present)
-    matrices = []
-    for offset in _directions():
-        a, b = _pairs(levels, offset)
-        if len(a) == 0:
-            continue
-        counts = np.bincount(index[a] * ng + index[b], minlength=ng * ng).reshape(ng, ng).astype(np.float64)
-        counts += counts.T
-        matrices.append(counts / counts.sum())
-    if not matrices:
+    # every (voxel, neighbour at offset) pair inside the region, all 13 directions in one count
+    own, around = _neighbour_levels(levels, _directions())
+    inside = around > 0
+    direction = np.broadcast_to(np.arange(around.shape[1]), around.shape)[inside]
+    first = np.broadcast_to(index[own][:, None], around.shape)[inside]
+    counts = np.bincount((direction * ng + first) * ng + index[around[inside]],
+                         minlength=around.shape[1] * ng * ng).reshape(-1, ng, ng).astype(np.float64)
+    counts += counts.transpose(0, 2, 1)
+    totals = counts.sum((1, 2))
+    if not (totals > 0).any():
         return {}
-    P = np.stack(matrices, axis=2)  # (ng, ng, directions)
+    # a direction without any pair inside the region is left out, as in IBSI's averaging
+    P = np.moveaxis(counts[totals > 0] / totals[totals > 0, None, None], 0, 2)  # (ng, ng, directions)
     g = present.astype(np.float64)
     i, j = np.meshgrid(g, g, indexing="ij")
     i3, j3 = i[:, :, None], j[:, :, None]
@@ -190,8 +183,10 @@ def _group_sum(flat: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
     return out
 
 
-def _region_levels(image: np.ndarray, region: np.ndarray, bin_width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Discretised grey levels inside the region (0 outside) and the levels present."""
+def region_levels(image: np.ndarray, region: np.ndarray, bin_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Discretised grey levels inside the region (0 outside), on the arrays with a background border one
+    voxel wide (neighbour shifts never wrap), and the levels present."""
+    image, region = np.pad(image, 1), np.pad(region, 1)
     levels = np.zeros(region.shape, dtype=np.int64)
     levels[region] = discretise(image[region].astype(np.float64), bin_width)
     return levels, np.unique(levels[region])
@@ -280,9 +275,10 @@ def _size_matrix_features(P: np.ndarray, grey: np.ndarray, n_voxels: int, names:
     return {name: float(np.mean(v)) for name, v in zip(names, values, strict=True)}
 
 
-def glrlm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict[str, float]:
+def glrlm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0,
+          levels: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """Grey-level run-length features over the 13 directions, each computed per direction and averaged."""
-    levels, present = _region_levels(image, region, bin_width)
+    levels, present = levels or region_levels(image, region, bin_width)
     coords = np.argwhere(levels > 0)
     offsets = _directions()
     level, length, direction = _runs(coords, levels[tuple(coords.T)], int(max(levels.shape)), offsets)
@@ -290,11 +286,12 @@ def glrlm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dic
     return _size_matrix_features(P, present, len(coords), _RUN_NAMES)
 
 
-def glszm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict[str, float]:
+def glszm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0,
+          levels: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """Grey-level size-zone features (3-D): a zone is a 26-connected group of voxels of one grey level."""
     from skimage.measure import label
 
-    levels, present = _region_levels(image, region, bin_width)
+    levels, present = levels or region_levels(image, region, bin_width)
     if len(present) == 0:
         return {}
     # one pass labels every zone: neighbours join only when their grey levels are equal
@@ -352,28 +349,30 @@ def _all_offsets() -> np.ndarray:
     return np.array([(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) != (0, 0, 0)])
 
 
-def _neighbour_levels(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(levels of the region's voxels, (voxels, 26) levels of their neighbours; 0 = outside the region).
+def _neighbour_levels(levels: np.ndarray, offsets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(levels of the region's voxels, (voxels, offsets) levels of their neighbours at each offset, all 26
+    by default; 0 = outside the region).
 
-    ``levels`` must carry a border of zeros one voxel wide (``_padded``), so
+    ``levels`` must carry a border of zeros one voxel wide (``region_levels``), so
     every neighbour index stays inside the array; only region voxels are
     gathered, not the whole box.
     """
     flat = levels.ravel()
     at = np.flatnonzero(flat)
     strides = np.array(levels.strides) // levels.itemsize
-    steps = _all_offsets() @ strides
+    steps = (_all_offsets() if offsets is None else offsets) @ strides
     return flat[at], flat[at[:, None] + steps[None, :]]
 
 
-def gldm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0, alpha: float = 0.0) -> dict[str, float]:
+def gldm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0, levels: tuple[np.ndarray, np.ndarray] | None = None,
+         alpha: float = 0.0) -> dict[str, float]:
     """Grey-level dependence features (IBSI's NGLDM, 3-D, distance 1, coarseness ``alpha``).
 
     A voxel's dependence is 1 plus the number of its 26 neighbours inside the
     region whose grey level differs from its own by at most ``alpha``;
     P[i, j] counts voxels of grey level i with dependence j.
     """
-    levels, present = _region_levels(*_padded(image, region), bin_width)
+    levels, present = levels or region_levels(image, region, bin_width)
     if len(present) == 0:
         return {}
     own, around = _neighbour_levels(levels)
@@ -385,14 +384,15 @@ def gldm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0, alpha: 
     return features
 
 
-def ngtdm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dict[str, float]:
+def ngtdm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0,
+          levels: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """Neighbourhood grey-tone difference features (IBSI, 3-D, distance 1).
 
     For a voxel with at least one of its 26 neighbours inside the region, s_i
     adds |i - mean grey level of those neighbours|; voxels with no neighbour
     in the region are left out (IBSI; pyradiomics).
     """
-    levels, present = _region_levels(*_padded(image, region), bin_width)
+    levels, present = levels or region_levels(image, region, bin_width)
     if len(present) == 0:
         return {}
     own, around = _neighbour_levels(levels)
@@ -424,11 +424,6 @@ def ngtdm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0) -> dic
     }
 
 
-def _padded(image: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Image and region with a one-voxel border of background (neighbour shifts never wrap)."""
-    return np.pad(image, 1), np.pad(region, 1)
-
-
 def crop_to_region(image: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The region's bounding box plus one voxel on each side (within the array)."""
     found = np.argwhere(region)
@@ -455,7 +450,9 @@ def region_features(image: np.ndarray, region: np.ndarray, spacing_zyx: tuple[fl
     if "firstorder" in families:
         out.update({f"firstorder:{k}": v for k, v in
                     first_order(image[region], float(np.prod(spacing_zyx)), bin_width, shift).items()})
-    for family, compute in (("glcm", glcm), ("glrlm", glrlm), ("glszm", glszm), ("gldm", gldm), ("ngtdm", ngtdm)):
+    texture = (("glcm", glcm), ("glrlm", glrlm), ("glszm", glszm), ("gldm", gldm), ("ngtdm", ngtdm))
+    shared = region_levels(image, region, bin_width) if any(f in families for f, _ in texture) else None
+    for family, compute in texture:
         if family in families:
-            out.update({f"{family}:{k}": v for k, v in compute(image, region, bin_width).items()})
+            out.update({f"{family}:{k}": v for k, v in compute(image, region, bin_width, shared).items()})
     return out
