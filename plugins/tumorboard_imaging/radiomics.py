@@ -166,8 +166,7 @@ def glcm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0,
         "Idmn": (P / (1 + off**2 / present.max() ** 2)).sum((0, 1)),
         "Id": (P / (1 + off)).sum((0, 1)),
         "Idn": (P / (1 + off / present.max())).sum((0, 1)),
-        "InverseVariance": np.array([(P[:, :, d][off[:, :, 0] > 0] / off[:, :, 0][off[:, :, 0] > 0] ** 2).sum()
-                                     for d in range(P.shape[2])]),
+        "InverseVariance": (P * np.divide(1.0, off**2, out=np.zeros_like(off), where=off > 0)).sum((0, 1)),
         "MaximumProbability": P.max((0, 1)),
         "SumAverage": sum_avg,
         "SumEntropy": -(pxy_sum * np.log2(pxy_sum + EPS)).sum(0),
@@ -177,10 +176,13 @@ def glcm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0,
 
 
 def _group_sum(flat: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
-    """Rows of ``flat`` (cells, directions) summed by ``group`` (one index per cell): (groups, directions)."""
-    out = np.zeros((groups, flat.shape[1]))
-    np.add.at(out, group, flat)
-    return out
+    """Rows of ``flat`` (cells, directions) summed by ``group`` (one index per cell): (groups, directions).
+
+    A one-hot matrix product: ``np.add.at`` is an order of magnitude slower on these small arrays.
+    """
+    onehot = np.zeros((groups, len(group)))
+    onehot[group, np.arange(len(group))] = 1.0
+    return onehot @ flat
 
 
 def region_levels(image: np.ndarray, region: np.ndarray, bin_width: float) -> tuple[np.ndarray, np.ndarray]:
