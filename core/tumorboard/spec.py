@@ -473,6 +473,7 @@ def spec_json_schema(registry: PluginRegistry) -> dict[str, Any]:
                 __base__=base,
                 plugin=(Literal[name], Field(description=(cls.__doc__ or "").strip().splitlines()[0])),  # type: ignore[valid-type]
                 options=(cls.Options, Field(default_factory=dict)),  # type: ignore[arg-type]
+                distribution=(str | None, Field(None, description=ComponentSpec.model_fields["distribution"].description)),
                 **extra_fields,
             )
             models.append(model)
