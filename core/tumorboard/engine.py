@@ -21,7 +21,7 @@ from .card import write_card_key
 from .cohort import load_cohort
 from .components import Modality, paths_in_options
 from .data import Cohort, FeatureBlock
-from .errors import DataError, RunError, TumorboardWarning
+from .errors import DataError, TumorboardWarning
 from .evaluation import (
     Scored,
     ablation_metrics,
@@ -35,7 +35,7 @@ from .evaluation import (
 )
 from .pipeline import Pipeline
 from .report import cohort_report
-from .rundir import check_output_free, describe_os_error, hash_inputs, staged_directory, write_json
+from .rundir import check_output_free, hash_inputs, staged_directory, write_json
 from .spec import LoadedSpec, default_metrics, load_spec
 from .splits import Fold, make_folds, read_split_file
 
@@ -245,120 +245,116 @@ def run(
             else:
                 subsets = ablation_subsets([n for n, _ in pipeline.modalities])
 
-        try:
-            with staged_directory(output, overwrite, "run", protected) as staged:
-                stage = staged.path
-                progress.begin(len(folds) + 2, "cross-validation")
-                fold_preds: dict[tuple[int, int, str], np.ndarray] = {}
-                ablation_preds: dict[str, dict[tuple[int, int, str], np.ndarray]] = {label: {} for label in subsets}
-                frames = []
-                for fold in folds:
-                    pipeline.on_stage = lambda stage, label=fold.label: progress.update(f"{label}: {stage}")
-                    fitted = pipeline.clone().fit([cohort.ids[i] for i in fold.train], y.take(fold.train))
-                    sets = {"test": fold.test, **fold.extra}
-                    for set_name, index in sets.items():
-                        if len(index) == 0:
-                            continue
-                        progress.update(f"{fold.label}: predicting {len(index)} {set_name} patients")
-                        pred = _predict(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
-                        fold_preds[(fold.repeat, fold.fold, set_name)] = pred
-                        frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
-                    for label, names in subsets.items():
-                        # the fold's fitted modalities are reused: only fusion and model are refitted
-                        progress.update(f"{fold.label}: ablation, {label}")
-                        train_ids = [cohort.ids[i] for i in fold.train]
-                        sub = fitted.ablated(names).fit(train_ids, y.take(fold.train), refit_modalities=False)
-                        ablation_preds[label][(fold.repeat, fold.fold, "test")] = _predict(
-                            sub, [cohort.ids[i] for i in fold.test], y, n_classes, context)
-                    if therapy is not None:
-                        progress.update(f"{fold.label}: treatment effects ({rs.treatment.learner}-learner)")  # type: ignore[union-attr]
-                        therapy.fold(fitted.features, fold.train, fold.test, fold.label)
-                    progress.advance()
-
-                progress.update("metrics with bootstrap confidence intervals")
-                scored = collect(folds, fold_preds, "test")
-                metrics = compute_metrics(cohort, scored, metric_names, rs.evaluation, rs.run.seed, notes,  # type: ignore[arg-type]
-                                          context=context)
-                metrics["curves"] = curves(cohort, scored, rs.evaluation, notes)  # type: ignore[arg-type]
-                if context is not None:
-                    metrics["horizons"] = list(context.horizons)
-                metrics["task"] = rs.run.task
-                metrics["strategy"] = rs.evaluation.strategy
-                metrics["folds"] = len(folds)
-                if subsets:
-                    progress.update("ablation: metrics and paired bootstrap gains")
-                    parts = {label: (names, collect(folds, ablation_preds[label], "test")) for label, names in subsets.items()}
-                    metrics["ablation"] = ablation_metrics(cohort, scored, parts, metric_names, rs.evaluation,  # type: ignore[arg-type]
-                                                           rs.run.seed, context)
-                if len(folds) > 1:
-                    metrics["per_fold"] = per_fold_metrics(cohort, folds, fold_preds, metric_names, context)  # type: ignore[arg-type]
-                if rs.evaluation.strategy == "site":
-                    metrics["sites"] = {}
-                    for fold in folds:
-                        sub = Scored(fold.test, [fold_preds[(fold.repeat, fold.fold, "test")]])
-                        metrics["sites"][fold.label] = compute_metrics(
-                            cohort, sub, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
-                for set_name in sorted({s for f in folds for s in f.extra}):
-                    extra = collect(folds, fold_preds, set_name)
-                    if extra is not None:
-                        metrics.setdefault("sets", {})[set_name] = compute_metrics(
-                            cohort, extra, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
-                progress.advance()
-
-                pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")
-                final = pipeline.clone().fit(list(cohort.ids), y)
-                final.save(stage / "pipeline", _raw_options(loaded), {"task": y.kind, "classes": list(y.classes)},
-                           _pinned_distributions(loaded))
-                _write_presence(stage / "presence.parquet", final, list(cohort.ids))
-                if therapy is not None:
-                    progress.update("treatment effects: scoring, refit with bootstrap intervals, evidence")
-                    metrics["therapy"] = therapy.finish(final.features, stage, rs.evaluation, list(cohort.ids))
-                if loaded.explainers:
-                    X = final.features(list(cohort.ids))
-                    (stage / "attributions").mkdir()
-                    for explainer in loaded.explainers:
-                        progress.update(f"explaining with {explainer.name}")
-                        extra = {"modalities": dict(final.modalities)} if _wants_modalities(explainer) else {}
-                        attribution = explainer.explain(final.model, X, X.feature_names, y, **extra)  # type: ignore[union-attr]
-                        _write_attribution(stage / "attributions", explainer.name, attribution, X)
-                progress.advance()
-
-                write_card_key(stage)
-                predictions = pl.concat(frames, how="vertical")
-                predictions.write_parquet(stage / "predictions.parquet")
-                (stage / "spec.toml").write_text(loaded.text, encoding="utf-8")
-                write_json(stage / "resolved.json", resolved_spec(loaded, metric_names))
-                for w in caught:
-                    text = str(w.message)
-                    # libraries' deprecation notices are about their code, not this run's data: not the user's to fix
-                    if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
+        with staged_directory(output, overwrite, "run", protected) as staged:
+            stage = staged.path
+            progress.begin(len(folds) + 2, "cross-validation")
+            fold_preds: dict[tuple[int, int, str], np.ndarray] = {}
+            ablation_preds: dict[str, dict[tuple[int, int, str], np.ndarray]] = {label: {} for label in subsets}
+            frames = []
+            for fold in folds:
+                pipeline.on_stage = lambda stage, label=fold.label: progress.update(f"{label}: {stage}")
+                fitted = pipeline.clone().fit([cohort.ids[i] for i in fold.train], y.take(fold.train))
+                sets = {"test": fold.test, **fold.extra}
+                for set_name, index in sets.items():
+                    if len(index) == 0:
                         continue
-                    if text not in notes:
-                        notes.append(text)
+                    progress.update(f"{fold.label}: predicting {len(index)} {set_name} patients")
+                    pred = _predict(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
+                    fold_preds[(fold.repeat, fold.fold, set_name)] = pred
+                    frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
+                for label, names in subsets.items():
+                    # the fold's fitted modalities are reused: only fusion and model are refitted
+                    progress.update(f"{fold.label}: ablation, {label}")
+                    train_ids = [cohort.ids[i] for i in fold.train]
+                    sub = fitted.ablated(names).fit(train_ids, y.take(fold.train), refit_modalities=False)
+                    ablation_preds[label][(fold.repeat, fold.fold, "test")] = _predict(
+                        sub, [cohort.ids[i] for i in fold.test], y, n_classes, context)
+                if therapy is not None:
+                    progress.update(f"{fold.label}: treatment effects ({rs.treatment.learner}-learner)")  # type: ignore[union-attr]
+                    therapy.fold(fitted.features, fold.train, fold.test, fold.label)
+                progress.advance()
+
+            progress.update("metrics with bootstrap confidence intervals")
+            scored = collect(folds, fold_preds, "test")
+            metrics = compute_metrics(cohort, scored, metric_names, rs.evaluation, rs.run.seed, notes,  # type: ignore[arg-type]
+                                      context=context)
+            metrics["curves"] = curves(cohort, scored, rs.evaluation, notes)  # type: ignore[arg-type]
+            if context is not None:
+                metrics["horizons"] = list(context.horizons)
+            metrics["task"] = rs.run.task
+            metrics["strategy"] = rs.evaluation.strategy
+            metrics["folds"] = len(folds)
+            if subsets:
+                progress.update("ablation: metrics and paired bootstrap gains")
+                parts = {label: (names, collect(folds, ablation_preds[label], "test")) for label, names in subsets.items()}
+                metrics["ablation"] = ablation_metrics(cohort, scored, parts, metric_names, rs.evaluation,  # type: ignore[arg-type]
+                                                       rs.run.seed, context)
+            if len(folds) > 1:
+                metrics["per_fold"] = per_fold_metrics(cohort, folds, fold_preds, metric_names, context)  # type: ignore[arg-type]
+            if rs.evaluation.strategy == "site":
+                metrics["sites"] = {}
+                for fold in folds:
+                    sub = Scored(fold.test, [fold_preds[(fold.repeat, fold.fold, "test")]])
+                    metrics["sites"][fold.label] = compute_metrics(
+                        cohort, sub, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
+            for set_name in sorted({s for f in folds for s in f.extra}):
+                extra = collect(folds, fold_preds, set_name)
+                if extra is not None:
+                    metrics.setdefault("sets", {})[set_name] = compute_metrics(
+                        cohort, extra, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
+            progress.advance()
+
+            pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")
+            final = pipeline.clone().fit(list(cohort.ids), y)
+            final.save(stage / "pipeline", _raw_options(loaded), {"task": y.kind, "classes": list(y.classes)},
+                       _pinned_distributions(loaded))
+            _write_presence(stage / "presence.parquet", final, list(cohort.ids))
+            if therapy is not None:
+                progress.update("treatment effects: scoring, refit with bootstrap intervals, evidence")
+                metrics["therapy"] = therapy.finish(final.features, stage, rs.evaluation, list(cohort.ids))
+            if loaded.explainers:
+                X = final.features(list(cohort.ids))
+                (stage / "attributions").mkdir()
+                for explainer in loaded.explainers:
+                    progress.update(f"explaining with {explainer.name}")
+                    extra = {"modalities": dict(final.modalities)} if _wants_modalities(explainer) else {}
+                    attribution = explainer.explain(final.model, X, X.feature_names, y, **extra)  # type: ignore[union-attr]
+                    _write_attribution(stage / "attributions", explainer.name, attribution, X)
+            progress.advance()
+
+            write_card_key(stage)
+            predictions = pl.concat(frames, how="vertical")
+            predictions.write_parquet(stage / "predictions.parquet")
+            (stage / "spec.toml").write_text(loaded.text, encoding="utf-8")
+            write_json(stage / "resolved.json", resolved_spec(loaded, metric_names))
+            for w in caught:
+                text = str(w.message)
+                # libraries' deprecation notices are about their code, not this run's data: not the user's to fix
+                if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
+                    continue
+                if text not in notes:
+                    notes.append(text)
+            metrics["warnings"] = notes
+            # the computation is saved before anything is drawn: a report failure never discards it
+            write_json(stage / "metrics.json", metrics)
+            write_json(stage / "provenance.json", {
+                **_versions(loaded.registry),
+                "python": sys.version.split()[0],
+                "platform": platform.platform(),
+                "seed": rs.run.seed,
+                "inputs_sha256": hash_inputs(_input_paths(loaded)),
+                "started": started.isoformat(),
+                "finished": dt.datetime.now(dt.UTC).isoformat(),
+            })
+            progress.update("writing the cohort report")
+            try:
+                cohort_report(stage, verify=False)
+            except Exception as err:  # any figure or text error: keep the run, say how to retry
+                warn(f"the cohort report could not be drawn ({type(err).__name__}: {err}); the metrics, predictions "
+                     f"and pipeline are saved: retry with `tumorboard report {output}`", notes)
                 metrics["warnings"] = notes
-                # the computation is saved before anything is drawn: a report failure never discards it
                 write_json(stage / "metrics.json", metrics)
-                write_json(stage / "provenance.json", {
-                    **_versions(loaded.registry),
-                    "python": sys.version.split()[0],
-                    "platform": platform.platform(),
-                    "seed": rs.run.seed,
-                    "inputs_sha256": hash_inputs(_input_paths(loaded)),
-                    "started": started.isoformat(),
-                    "finished": dt.datetime.now(dt.UTC).isoformat(),
-                })
-                progress.update("writing the cohort report")
-                try:
-                    cohort_report(stage, verify=False)
-                except Exception as err:  # any figure or text error: keep the run, say how to retry
-                    warn(f"the cohort report could not be drawn ({type(err).__name__}: {err}); the metrics, predictions "
-                         f"and pipeline are saved: retry with `tumorboard report {output}`", notes)
-                    metrics["warnings"] = notes
-                    write_json(stage / "metrics.json", metrics)
-                progress.end()
-        except OSError as err:  # a full disk, a read-only folder: staging is already removed
-            raise RunError(f"the run could not be written: {describe_os_error(err)}; nothing was written to "
-                           f"{output}") from err
+            progress.end()
         notes.extend(staged.notes)
         output = staged.final or output
 

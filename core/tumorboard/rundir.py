@@ -307,6 +307,10 @@ def staged_directory(output: Path, overwrite: bool, kind: Kind = "run", protecte
             yield staged
             (staging / STAGING_MARK).unlink()
             write_manifest(staging, kind)
+    except OSError as err:  # a full disk, a read-only folder: a clear error, never a half-written folder
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RunError(f"the {kind} stopped on a file system error: {describe_os_error(err)}; nothing was written "
+                       f"to {output}") from err
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
