@@ -96,6 +96,8 @@ def test_component_name_claimed_by_two_distributions_is_a_conflict_not_a_choice(
     assert registry.get("model", "model.logistic", "tb-dupe").__name__ == "Dupe"
     assert registry.get("model", "model.logistic", "tumorboard").__name__ == "LogisticModel"
     assert "claimed by two distributions (model.logistic)" in registry.summary_line()
+    listed = json.loads(CliRunner().invoke(app, ["plugins", "--json"]).output)["conflicts"]["model.logistic"]
+    assert {entry["distribution"] for entry in listed} == {"tumorboard", "tb-dupe"}
 
 
 def test_spec_naming_a_conflicting_component_names_both_and_how_to_pin(site, quickstart):
