@@ -31,6 +31,30 @@ def longitudinal(**options) -> ImagingLongitudinal:
                                **{"landmark_day": 60, "delta_families": ["firstorder"], **options})
 
 
+def write_spec(folder: Path, task: str, outcomes: str, target: str, options: str, model: str) -> Path:
+    """A run spec with the synthetic cohort's scans as its one modality."""
+    spec = folder / "spec.toml"
+    manifest = COHORT / "imaging" / "manifest.csv"
+    spec.write_text(f"""
+[run]
+name = "longitudinal"
+task = "{task}"
+output = "runs/x"
+[cohort]
+outcomes = "{COHORT / outcomes if outcomes == 'outcomes.csv' else outcomes}"
+target = {target}
+[[modality]]
+name = "response_scan"
+plugin = "imaging.longitudinal"
+options = {{ manifest = "{manifest}", folder = "{COHORT}", cache = "{CACHE}", {options} }}
+[model]
+plugin = "{model}"
+[evaluation]
+folds = 3
+""", encoding="utf-8")
+    return spec
+
+
 @parametrize_with_checks([longitudinal()])
 def test_follows_the_component_contract(component, check):
     check(component)
@@ -70,24 +94,7 @@ def test_landmark_refusal_reaches_the_run_with_its_reason(tmp_path):
 
     from tumorboard.cli import app
 
-    spec = tmp_path / "spec.toml"
-    spec.write_text(f"""
-[run]
-name = "too-early"
-task = "binary"
-output = "runs/x"
-[cohort]
-outcomes = "{COHORT / 'outcomes.csv'}"
-target = "response"
-[[modality]]
-name = "response_scan"
-plugin = "imaging.longitudinal"
-options = {{ manifest = "{COHORT / 'imaging' / 'manifest.csv'}", folder = "{COHORT}", landmark_day = 30 }}
-[model]
-plugin = "model.logistic"
-[evaluation]
-bootstrap = 10
-""", encoding="utf-8")
+    spec = write_spec(tmp_path, "binary", "outcomes.csv", '"response"', "landmark_day = 30", "model.logistic")
     result = CliRunner().invoke(app, ["run", str(spec), "--quiet"])
     assert result.exit_code == 1
     assert "come after landmark_day = 30" in " ".join(result.output.split())
@@ -125,25 +132,50 @@ def test_landmark_survival_run_from_the_followup(tmp_path):
 
     outcomes = landmark_table(pl.read_csv(COHORT / "outcomes.csv"), "os_months", 60 / 30.4375)
     outcomes.write_csv(tmp_path / "outcomes_landmark.csv")
-    spec = tmp_path / "spec.toml"
-    spec.write_text(f"""
-[run]
-name = "landmark"
-task = "survival"
-output = "runs/landmark"
-[cohort]
-outcomes = "outcomes_landmark.csv"
-target = ["os_months", "os_event"]
-[[modality]]
-name = "response_scan"
-plugin = "imaging.longitudinal"
-options = {{ manifest = "{COHORT / 'imaging' / 'manifest.csv'}", folder = "{COHORT}", landmark_day = 60, delta_families = [], cache = "{CACHE}" }}
-[model]
-plugin = "model.coxnet"
-[evaluation]
-folds = 3
-metrics = ["c_index"]
-""", encoding="utf-8")
-    result = run(fast(spec, bootstrap=50))
+    spec = write_spec(tmp_path, "survival", str(tmp_path / "outcomes_landmark.csv"), '["os_months", "os_event"]',
+                      "landmark_day = 60, delta_families = []", "model.coxnet")
+    result = run(fast(spec, bootstrap=50, metrics=["c_index"]))
     c = result.metrics["overall"]["c_index"]
     assert c["ci_low"] < c["value"] < c["ci_high"] and 0.0 < c["value"] < 1.0
+
+
+def _scans(folder: Path, followups: dict[str, np.ndarray]) -> Path:
+    """A manifest of drawn baseline/follow-up scans: one 12 mm lesion at baseline, ``followups`` masks."""
+    import SimpleITK as sitk
+
+    rng = np.random.default_rng(0)
+    rows = []
+    lesion = np.zeros((6, 24, 24), np.uint8)
+    lesion[2:4, 6:18, 6:18] = 1
+    for pid, (mask_followup, image_followup) in followups.items():
+        for point, mask, image in (("baseline", lesion, None), ("followup", mask_followup, image_followup)):
+            if image is None:
+                image = rng.normal(40, 10, lesion.shape).astype(np.float32)
+            for kind, array in (("ct", image), ("mask", mask)):
+                item = sitk.GetImageFromArray(array)
+                item.SetSpacing((1.0, 1.0, 2.0))
+                sitk.WriteImage(item, str(folder / f"{kind}_{pid}_{point}.nii.gz"))
+            rows.append({"patient_id": pid, "time_point": point, "image": f"ct_{pid}_{point}.nii.gz",
+                         "mask": f"mask_{pid}_{point}.nii.gz", "day": 0 if point == "baseline" else 60})
+    pl.DataFrame(rows).write_csv(folder / "manifest.csv")
+    return folder / "manifest.csv"
+
+
+def test_every_lesion_gone_is_a_complete_response(tmp_path):
+    gone = np.zeros((6, 24, 24), np.uint8)
+    manifest = _scans(tmp_path, {"A": (gone, None)})
+    modality = ImagingLongitudinal(manifest=manifest, landmark_day=60, cache=None, delta_families=["firstorder"])
+    response, delta = modality.assess("A")
+    assert response.category == "CR" and response.sld[1] == 0.0 and response.sld[0] >= 12.0
+    assert np.isnan(delta["delta:firstorder:Mean"])  # nothing left to measure at follow-up
+
+
+def test_an_unusable_followup_scan_marks_the_patient_absent(tmp_path):
+    shrunk = np.zeros((6, 24, 24), np.uint8)
+    shrunk[2:4, 8:14, 8:14] = 1
+    blank = np.full((6, 24, 24), 7.0, np.float32)
+    manifest = _scans(tmp_path, {"A": (shrunk, None), "B": (shrunk, None), "C": (shrunk, blank)})
+    modality = ImagingLongitudinal(manifest=manifest, landmark_day=60, cache=None, delta_families=[])
+    with pytest.warns(UserWarning, match=r"1 image\(s\) are unusable .*follow-up scan\) is constant"):
+        block = modality.fit(["A", "B"], Target("binary", np.array([0, 1]), None, ("0", "1"))).transform(["A", "B", "C"])
+    assert block.presence.tolist() == [True, True, False]

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -218,10 +219,24 @@ def test_overwrite_never_follows_a_symlink(qs, tmp_path):
     assert (elsewhere / MANIFEST).is_file() and link.is_symlink()
 
 
-def test_overwrite_replaces_a_finished_run(qs):
+def test_overwrite_replaces_a_finished_run_with_its_cards(qs):
     first = run(qs).path
-    (first / "note.txt").write_text("old")
-    assert run(qs, overwrite=True).path == first and not (first / "note.txt").exists()
+    assert runner.invoke(app, ["explain", str(first), "--patient", "QS00003"]).exit_code == 0
+    assert run(qs, overwrite=True).path == first and not (first / "cards").exists()
+
+
+@pytest.mark.parametrize("intrusion", ["file", "link"])
+def test_overwrite_refuses_a_run_holding_anything_tumorboard_did_not_write(qs, tmp_path, intrusion):
+    first = run(qs).path
+    if intrusion == "file":
+        (first / "pipeline" / "my-notes.txt").write_text("keep me")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        (first / "attachments").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(RunError, match="--overwrite refused"):
+        run(qs, overwrite=True)
+    assert (first / MANIFEST).is_file()
+    assert intrusion == "link" or (first / "pipeline" / "my-notes.txt").read_text() == "keep me"
 
 
 def test_folder_appearing_during_the_run_is_kept_and_the_run_goes_beside_it(qs):
@@ -301,12 +316,12 @@ def test_commands_refuse_a_folder_without_the_completion_manifest(run_copy, comm
     assert result.exit_code == 1 and "not a finished tumorboard run" in " ".join(result.output.split())
 
 
-def test_commands_name_a_file_that_does_not_match_the_manifest(run_copy):
-    metrics = json.loads((run_copy / "metrics.json").read_text())
-    metrics["overall"]["auroc"]["value"] = 0.99
-    (run_copy / "metrics.json").write_text(json.dumps(metrics))
-    result = runner.invoke(app, ["report", str(run_copy)])
-    assert result.exit_code == 1 and "metrics.json does not match" in " ".join(result.output.split())
+@pytest.mark.parametrize("changed", ["metrics.json", "pipeline/manifest.json"])
+def test_commands_name_a_file_that_does_not_match_the_manifest(run_copy, changed):
+    with (run_copy / changed).open("a", encoding="utf-8") as fh:
+        fh.write(" ")
+    result = runner.invoke(app, ["predict", str(run_copy), "--data", "."])
+    assert result.exit_code == 1 and f"{changed} does not match" in " ".join(result.output.split())
 
 
 def test_sigterm_is_handled_like_ctrl_c(qs, tmp_path):
@@ -340,16 +355,24 @@ def test_stale_staging_of_a_dead_process_is_removed_and_nothing_else(qs):
     runs = qs.parent / "runs"
     runs.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = runs / ".quickstart.incomplete-dead"
-    stale.mkdir()
-    (stale / STAGING_MARK).write_text(json.dumps({"pid": int(dead.stdout)}))
-    live = runs / ".quickstart.incomplete-live"
-    live.mkdir()
-    (live / STAGING_MARK).write_text(json.dumps({"pid": os.getppid()}))
+    output, host, pid = str(runs / "quickstart"), socket.gethostname(), int(dead.stdout)
+
+    def staging(name: str, **mark) -> Path:
+        folder = runs / f".quickstart.incomplete-{name}"
+        folder.mkdir()
+        (folder / STAGING_MARK).write_text(json.dumps({"pid": pid, "host": host, "output": output, **mark}))
+        return folder
+
+    stale = staging(f"{pid}-dead")
+    live = staging(f"{os.getppid()}-live", pid=os.getppid())
+    # the same dead process id, written by another machine on a shared file system: its run may be alive
+    other_host = staging(f"{pid}-remote", host="another-host")
+    renamed = staging("12345-other")  # the folder's name does not carry the recorded process
     unmarked = runs / ".quickstart.incomplete-unmarked"
     unmarked.mkdir()
     run(qs)
-    assert not stale.exists() and live.exists() and unmarked.exists()
+    assert not stale.exists()
+    assert live.exists() and other_host.exists() and renamed.exists() and unmarked.exists()
 
 
 def test_report_failure_keeps_the_finished_computation(qs, monkeypatch):

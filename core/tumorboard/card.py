@@ -194,11 +194,11 @@ def patient_card(folder: Path, patient: str, out: Path | None = None, overwrite:
     An explicit ``out`` never replaces an existing file unless ``overwrite``,
     and never a file of the run or one of its inputs.
     """
-    from .rundir import atomic_write_text, check_output_file
+    from .rundir import atomic_write_text, check_output_file, run_and_inputs
 
     run = RunFiles(folder)
     if out is not None:
-        check_output_file(out, overwrite, protected=run_files_and_inputs(run))
+        check_output_file(out, overwrite, protected=run_and_inputs(run.folder))
     scores = oof_scores(run)
     if patient not in set(scores["patient_id"]):
         raise RunError(f"{folder}: patient {patient!r} has no out-of-fold prediction in this run "
@@ -220,8 +220,3 @@ def patient_card(folder: Path, patient: str, out: Path | None = None, overwrite:
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, text)
     return target
-
-
-def run_files_and_inputs(run: RunFiles) -> list[Path]:
-    """Paths an output file must never replace: the run directory and every input it read."""
-    return [run.folder, *(Path(p) for p in run.provenance.get("inputs_sha256", {}))]

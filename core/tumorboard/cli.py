@@ -291,7 +291,7 @@ def predict(
 ) -> None:
     """Apply a run's saved pipeline to new patients."""
     from .predict import predict_new, protected_paths
-    from .rundir import check_output_file
+    from .rundir import atomic_write, check_output_file, describe_os_error
 
     try:
         if output is not None:
@@ -305,16 +305,10 @@ def predict(
     if output is None:
         out.print(frame)
         return
-    tmp = output.with_name(f".{output.name}.tmp")
     try:
-        if output.suffix == ".parquet":
-            frame.write_parquet(tmp)
-        else:
-            frame.write_csv(tmp)
-        tmp.replace(output)
+        atomic_write(output, frame.write_parquet if output.suffix == ".parquet" else frame.write_csv)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
-        _fail(TumorboardError(f"cannot write {output}: {error.strerror or error}; nothing was written"))
+        _fail(TumorboardError(f"cannot write {output}: {describe_os_error(error)}; nothing was written"))
     out.print(f"{frame.height} predictions written to {output}")
 
 

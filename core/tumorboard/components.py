@@ -24,6 +24,16 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*$")
 JSONScalar = str | int | float | bool | None
 
 
+def in_data_root(path: Path, root: Path) -> Path:
+    """``path`` (absolute) read inside ``root``: itself when it lies there, else ``root`` / its file name.
+
+    ``predict --data FOLDER`` reads every input from FOLDER, never silently
+    from where the training data lived.
+    """
+    root = Path(root).resolve()
+    return path if path.is_relative_to(root) else root / path.name
+
+
 def _resolve_input(value: Path, info: ValidationInfo) -> Path:
     # relative paths in a spec are relative to the spec file, not to wherever the
     # command happens to be run from
@@ -33,11 +43,9 @@ def _resolve_input(value: Path, info: ValidationInfo) -> Path:
         path = Path(context.get("base_dir") or Path.cwd()) / path
     path = path.resolve()
     root = context.get("data_root")
-    if root is not None and not path.is_relative_to(Path(root).resolve()):
-        # predict --data FOLDER reads every input from FOLDER: a path outside it is mapped there by
-        # its file name, never silently read from where the training data lived
-        mapped = Path(root).resolve() / path.name
-        if not mapped.exists():
+    if root is not None:
+        mapped = in_data_root(path, Path(root))
+        if mapped != path and not mapped.exists():
             raise ValueError(f"{value} is outside the --data folder {root}, which holds no {path.name!r}; put the new "
                              f"patients' {path.name} there (or give --data a spec naming the new file)")
         path = mapped

@@ -54,8 +54,16 @@ class Pipeline:
         """
         key = tuple(str(i) for i in ids)
         cache = self.__dict__.setdefault("_blocks", {})
+        names = {n for n, _ in self.modalities}
         if y is None and key in cache:
-            return [b for b in cache[key] if b.modality in {n for n, _ in self.modalities}]
+            return [b for b in cache[key] if b.modality in names]
+        if y is None:
+            # some of the patients of a list already transformed (predict drops those without data):
+            # take their rows instead of transforming again, a row depends on its own patient only
+            for cached_ids, cached in cache.items():
+                row = {pid: k for k, pid in enumerate(cached_ids)}
+                if all(pid in row for pid in key):
+                    return [b.take([row[pid] for pid in key]) for b in cached if b.modality in names]
         out = []
         for name, modality in self.modalities:
             what = f"modality {name!r}"

@@ -15,22 +15,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from .components import in_data_root
 from .errors import DataError, RunError, TumorboardWarning
 from .pipeline import Pipeline
 from .plugins import load_plugins, split_command_line_plugins
-from .rundir import verify_run
+from .rundir import run_and_inputs, verify_run
 from .spec import load_spec
 from .tables import read_table
 
 NO_DATA = "no data in any modality"
-
-
-def _in_folder(folder: Path, path_text: str) -> Path:
-    """A path of the original spec, looked up inside the --data folder: by its file name when it was
-    absolute or led outside (it may not exist: the outcomes table is optional for new patients)."""
-    path = Path(path_text)
-    candidate = (folder / path).resolve()
-    return candidate if candidate.is_relative_to(folder) else folder / path.name
 
 
 def predict_new(run_dir: Path, data: Path, extra_modules: list[str] | tuple[str, ...] = ()) -> pl.DataFrame:
@@ -66,7 +59,8 @@ def predict_new(run_dir: Path, data: Path, extra_modules: list[str] | tuple[str,
         base_dir = data_root = data.resolve()
         options = None
         cohort = original.get("cohort", {})
-        outcomes = _in_folder(base_dir, str(cohort["outcomes"])) if cohort.get("outcomes") else base_dir
+        # the outcomes table is optional for new patients: looked up inside the folder, used when there
+        outcomes = in_data_root((base_dir / cohort["outcomes"]).resolve(), base_dir) if cohort.get("outcomes") else base_dir
         id_column = cohort.get("id", "patient_id")
     else:
         raise DataError(f"--data {data}: no such spec file or folder")
@@ -83,9 +77,8 @@ def predict_new(run_dir: Path, data: Path, extra_modules: list[str] | tuple[str,
     if not ids:
         raise DataError(f"{data}: no patients found in the new data")
     task, classes = manifest["task"], manifest.get("classes", [])
-    blocks = pipeline.blocks(ids)
     has_data = np.zeros(len(ids), dtype=bool)
-    for block in blocks:
+    for block in pipeline.blocks(ids):  # transformed once: predict() below takes the scored rows from these
         has_data |= np.asarray(block.presence, dtype=bool)
     scored = [pid for pid, ok in zip(ids, has_data, strict=True) if ok]
     if len(scored) < len(ids):
@@ -111,13 +104,8 @@ def predict_new(run_dir: Path, data: Path, extra_modules: list[str] | tuple[str,
 
 def protected_paths(run_dir: Path, data: Path) -> list[Path]:
     """What ``predict --out`` must never write over: the run, the run's inputs, and the new data."""
-    run_dir, data = Path(run_dir), Path(data)
-    paths = [run_dir, data]
-    try:
-        provenance = json.loads((run_dir / "provenance.json").read_text(encoding="utf-8"))
-        paths += [Path(p) for p in provenance.get("inputs_sha256", {})]
-    except (OSError, ValueError):
-        pass
+    data = Path(data)
+    paths = [*run_and_inputs(run_dir), data]
     if data.is_file():
         try:
             raw = tomllib.loads(data.read_text(encoding="utf-8"))

@@ -21,9 +21,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,20 +54,24 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a full disk or a crash
-    leaves the old file as it was."""
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Have ``write`` fill a temporary file beside ``path``, then rename it into place: a full disk or
+    a crash leaves the old file as it was, and two writers never share a temporary name."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
+        write(tmp)
+        with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """``atomic_write`` of UTF-8 text."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def sha256_of(path: Path) -> str:
@@ -93,7 +98,8 @@ def hash_inputs(paths: list[Path]) -> dict[str, str]:
 
 
 def _files_of(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink() and p.name != MANIFEST)
+    # only the folder's own manifest is left out (pipeline/manifest.json is a file like any other)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink() and p != folder / MANIFEST)
 
 
 def write_manifest(folder: Path, kind: Kind) -> None:
@@ -195,13 +201,52 @@ def check_output_free(output: Path, overwrite: bool, kind: Kind = "run", protect
         raise RunError(f"--overwrite refused: {output} is the current folder or holds it; choose another run.output")
     if not output.is_dir():
         raise RunError(f"--overwrite refused: {output} is a file, not a tumorboard {kind}")
-    manifest = read_manifest(output)
-    if manifest is None or manifest.get("tumorboard") != kind:
-        found = f"a tumorboard {manifest['tumorboard']}" if manifest else f"not a tumorboard {kind} (no {MANIFEST})"
+    problem = not_ours(output, kind)
+    if problem:
         raise RunError(
-            f"--overwrite refused: {output} is {found}; tumorboard replaces only a finished {kind} of its own. "
+            f"--overwrite refused: {output} {problem}; tumorboard replaces only a finished {kind} of its own. "
             "Move or delete the folder yourself, or choose another output"
         )
+
+
+# what a command may add inside a finished folder after its manifest was written
+ADDED_LATER: dict[str, tuple[str, ...]] = {
+    "run": ("cards/card-*.html",),            # tumorboard explain
+    "synthetic cohort": ("spec.toml",),       # tumorboard demo's spec, beside the cohort's files
+}
+
+
+def not_ours(folder: Path, kind: Kind) -> str | None:
+    """Why ``folder`` is not entirely a finished tumorboard ``kind`` (None when it is).
+
+    A manifest alone does not make a folder ours: every file in it must be
+    listed in the manifest, be one a tumorboard command adds later, or lie in
+    a nested folder that is itself ours (a demo's runs inside its cohort).
+    Nothing is followed through a symbolic link. A user's file anywhere inside
+    means the folder is not ours to delete.
+    """
+    manifest = read_manifest(folder)
+    if manifest is None or manifest.get("tumorboard") != kind:
+        return f"is a tumorboard {manifest['tumorboard']}" if manifest else f"is not a tumorboard {kind} (no {MANIFEST})"
+    listed = set(manifest["files"]) | {MANIFEST}
+    nested: list[Path] = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(rel.is_relative_to(n) for n in nested):
+            continue
+        if path.is_symlink():
+            return f"holds a symbolic link, {rel.as_posix()}"
+        if path.is_dir():
+            if read_manifest(path) is not None:  # a finished run inside (checked on its own terms)
+                inner = not_ours(path, read_manifest(path)["tumorboard"])  # type: ignore[index]
+                if inner:
+                    return f"holds {rel.as_posix()}, which {inner}"
+                nested.append(rel)
+            continue
+        later = any(len(rel.parts) == len(Path(p).parts) and rel.match(p) for p in ADDED_LATER[kind])
+        if rel.as_posix() not in listed and not later:
+            return f"holds {rel.as_posix()}, a file tumorboard did not write"
+    return None
 
 
 # --- staging ----------------------------------------------------------------------
@@ -229,13 +274,18 @@ def remove_stale_staging(output: Path) -> list[Path]:
         return removed
     for candidate in parent.glob(f".{output.name}.incomplete-*"):
         mark = candidate / STAGING_MARK
-        if candidate.is_symlink() or not mark.is_file():
+        if candidate.is_symlink() or mark.is_symlink() or not mark.is_file():
             continue
         try:
-            pid = int(json.loads(mark.read_text(encoding="utf-8"))["pid"])
+            record = json.loads(mark.read_text(encoding="utf-8"))
+            pid = int(record["pid"])
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        # a process id means something only on the machine that wrote it (an output on a shared file
+        # system may be staged by another host's live run), and only for the folder its name carries
+        ours = (record.get("host") == socket.gethostname() and record.get("output") == str(output)
+                and candidate.name.startswith(f".{output.name}.incomplete-{pid}-"))
+        if ours and pid != os.getpid() and not _pid_alive(pid):
             shutil.rmtree(candidate, ignore_errors=True)
             removed.append(candidate)
     return removed
@@ -292,13 +342,17 @@ def staged_directory(output: Path, overwrite: bool, kind: Kind = "run", protecte
     protected = list(protected)
     check_output_free(output, overwrite, kind, protected)
     staging = output.parent / f".{output.name}.incomplete-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    created = False
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(output)
         staging.mkdir()
-        (staging / STAGING_MARK).write_text(json.dumps({"pid": os.getpid(), "output": str(output)}), encoding="utf-8")
+        created = True
+        mark = {"pid": os.getpid(), "host": socket.gethostname(), "output": str(output)}
+        (staging / STAGING_MARK).write_text(json.dumps(mark), encoding="utf-8")
     except OSError as err:
-        shutil.rmtree(staging, ignore_errors=True)
+        if created:  # only ever remove the folder this call made
+            shutil.rmtree(staging, ignore_errors=True)
         raise RunError(f"cannot create the {kind} folder beside {output}: {describe_os_error(err)}; nothing was "
                        "written (choose an output folder you can write to)") from err
     staged = Staged(staging, output)
@@ -328,9 +382,17 @@ def _swap_in(staging: Path, output: Path, overwrite: bool, kind: Kind, notes: li
                      f"this {kind} was written to {final}")
         return final
     if output.exists():
-        # move the old one aside first so the swap never leaves nothing at the output path
+        # move the old one aside first so the swap never leaves nothing at the output path; what was
+        # moved is checked again before it is deleted (it may have changed since the check above)
         old = output.parent / f".{output.name}.replaced-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         output.rename(old)
+        problem = not_ours(old, kind) if not old.is_symlink() else "is a symbolic link"
+        if problem:
+            old.rename(output)
+            final = _fresh_sibling(output)
+            staging.rename(final)
+            notes.append(f"{output} {problem}; nothing was replaced and this {kind} was written to {final}")
+            return final
         staging.rename(output)
         shutil.rmtree(old, ignore_errors=True)
         return output
@@ -344,6 +406,18 @@ def _swap_in(staging: Path, output: Path, overwrite: bool, kind: Kind, notes: li
         notes.append(f"{output} appeared during the run; nothing was replaced and this {kind} was written to {final}")
         return final
     return output
+
+
+def run_and_inputs(run_dir: Path) -> list[Path]:
+    """What an output file (``--out``) must never replace: the run directory and every input it read
+    (the files its provenance.json hashed)."""
+    run_dir = Path(run_dir)
+    try:
+        provenance = json.loads((run_dir / "provenance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        provenance = {}
+    inputs = provenance.get("inputs_sha256", {}) if isinstance(provenance, dict) else {}
+    return [run_dir, *(Path(p) for p in inputs)]
 
 
 def check_output_file(out: Path, overwrite: bool, protected: Iterable[Path] = ()) -> None:

@@ -131,8 +131,10 @@ def check_array_geometry(image: tuple, mask: tuple, image_path: Path, mask_path:
                             "the mask must be drawn on this very image (resample it onto the image first)")
 
 
-def mask_voxels(mask: sitk.Image | np.ndarray, path: Path, label: int | None) -> np.ndarray:
-    """The region as a boolean array (z, y, x): voxels equal to ``label``, or the 1s of a 0/1 mask."""
+def mask_voxels(mask: sitk.Image | np.ndarray, path: Path, label: int | None, allow_empty: bool = False) -> np.ndarray:
+    """The region as a boolean array (z, y, x): voxels equal to ``label``, or the 1s of a 0/1 mask.
+
+    An empty mask is an error unless ``allow_empty`` (a follow-up scan whose tumour has gone)."""
     values = mask if isinstance(mask, np.ndarray) else sitk.GetArrayViewFromImage(mask)
     # min and max decide a 0/1 mask in two passes; the full list of labels is only needed for the message
     if label is None:
@@ -143,6 +145,6 @@ def mask_voxels(mask: sitk.Image | np.ndarray, path: Path, label: int | None) ->
                             "label to the one to use (for example label = 2)")
         label = 1
     region = values == label
-    if not region.any():
+    if not allow_empty and not region.any():
         raise DataError(f"{path}: the mask is empty (no voxel has label {label}); check the file or the label option")
     return region

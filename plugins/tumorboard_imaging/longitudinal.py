@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 from tumorboard.api import ComponentError, DataError, InputPath, TumorboardWarning, read_table
 
 from .modality import MeasuredFeatures
-from .preprocess import Preparation, prepare
+from .preprocess import Preparation, prepare, unusable, warn_unusable
 from .radiomics import region_features
 
 RECIST = ("CR", "PR", "SD", "PD")
@@ -202,38 +202,27 @@ class ImagingLongitudinal(MeasuredFeatures):
 
     # --- per patient --------------------------------------------------------
 
-    def assess(self, patient: str) -> tuple[Response, dict[str, float]] | None:
-        """One patient's response and delta radiomics (None without both scans)."""
+    def assess(self, patient: str) -> tuple[Response, dict[str, float]] | str | None:
+        """One patient's response and delta radiomics (None without both scans; the reason when a scan
+        is unusable)."""
         found = self._scans().get(str(patient))
         return None if found is None else assess_scans(found, self.options)
 
-    def lesions(self, ids: Sequence[str]) -> pl.DataFrame:
-        """Every patient's lesions: baseline and follow-up volume and diameter, per lesion (for reports)."""
-        rows = []
-        for patient in ids:
-            result = self.assess(str(patient))
-            if result is None:
-                continue
-            response = result[0]
-            for k, lesion in enumerate(response.baseline):
-                target = k in response.targets
-                follow = response.followup_diameters[response.targets.index(k)] if target else None
-                rows.append({"patient_id": str(patient), "lesion": k + 1, "target": target,
-                             "volume_baseline_mm3": lesion.volume_mm3, "diameter_baseline_mm": lesion.diameter_mm,
-                             "diameter_followup_mm": follow, "category": response.category})
-        return pl.DataFrame(rows)
-
-    def _row(self, patient: str) -> dict[str, float] | None:
+    def _row(self, patient: str) -> tuple[tuple[str, float], ...] | str | None:
         found = self._scans().get(str(patient))
         if found is None:
             return None
         # measuring is not learning: every fold's copy shares one measurement per patient and file version
         stamps = tuple(Path(p).stat().st_mtime_ns for p in found[:4])
-        return dict(_measured(found, stamps, self.options.model_dump_json()))
+        return _measured(found, stamps, self.options.model_dump_json())
 
     def _matrix(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
         self._check_landmark(ids)
-        rows = [self._row(str(i)) for i in ids]
+        measured = [self._row(str(i)) for i in ids]
+        # a scan unusable after preprocessing (all NaN, constant) marks the patient absent, with a warning
+        warn_unusable(self.name, [(self._scans()[str(i)][0], m) for i, m in zip(ids, measured, strict=True)
+                                  if isinstance(m, str)])
+        rows = [dict(m) if isinstance(m, tuple) else None for m in measured]
         names = list(dict.fromkeys(k for r in rows if r for k in r))
         values = np.array([[r.get(n, np.nan) for n in names] if r else [np.nan] * len(names) for r in rows],
                           dtype=np.float64).reshape(len(ids), len(names))
@@ -246,13 +235,21 @@ class ImagingLongitudinal(MeasuredFeatures):
                 f"{self.options.followup!r} scan")
 
 
-def assess_scans(found: tuple, options: LongitudinalOptions) -> tuple[Response, dict[str, float]]:
-    """Response and delta radiomics from (baseline image, mask, follow-up image, mask, day)."""
-    def prepared(image: Path, mask: Path):
+def assess_scans(found: tuple, options: LongitudinalOptions) -> tuple[Response, dict[str, float]] | str:
+    """Response and delta radiomics from (baseline image, mask, follow-up image, mask, day), or why a
+    scan cannot be used."""
+    def prepared(image: Path, mask: Path, allow_empty: bool):
         # not cropped: lesions are matched between the scans by position in the volume
-        return prepare(image, mask, Preparation(None, "linear", options.window, None, options.label), options.cache)
+        prep = Preparation(None, "linear", options.window, None, options.label, allow_empty)
+        return prepare(image, mask, prep, options.cache)
 
-    (image0, region0, spacing0), (image1, region1, spacing1) = prepared(found[0], found[1]), prepared(found[2], found[3])
+    # the follow-up mask may be empty: every lesion gone is a complete response
+    (image0, region0, spacing0), (image1, region1, spacing1) = (
+        prepared(found[0], found[1], False), prepared(found[2], found[3], True))
+    for which, image, region in (("baseline", image0, region0), ("follow-up", image1, region1 if region1.any() else None)):
+        why = unusable(image, region)
+        if why is not None:
+            return f"({which} scan) {why}"
     response = assess(find_lesions(region0, spacing0), find_lesions(region1, spacing1) if region1.any() else [],
                       options.min_diameter_mm, options.max_lesions, options.match_mm)
     families = tuple(options.delta_families)
@@ -265,9 +262,12 @@ def assess_scans(found: tuple, options: LongitudinalOptions) -> tuple[Response, 
 
 
 @functools.lru_cache(maxsize=100_000)
-def _measured(found: tuple, stamps: tuple, settings: str) -> tuple[tuple[str, float], ...]:
-    """One patient's unscaled features, cached by files, file versions and options."""
-    response, delta = assess_scans(found, LongitudinalOptions.model_validate_json(settings))
+def _measured(found: tuple, stamps: tuple, settings: str) -> tuple[tuple[str, float], ...] | str:
+    """One patient's unscaled features (or why a scan is unusable), cached by files, file versions and options."""
+    result = assess_scans(found, LongitudinalOptions.model_validate_json(settings))
+    if isinstance(result, str):
+        return result
+    response, delta = result
     v0 = sum(lesion.volume_mm3 for lesion in response.baseline)
     v1 = sum(lesion.volume_mm3 for lesion in response.followup)
     s0, s1 = response.sld

@@ -132,7 +132,7 @@ class ImagingRadiomics(ImagingSource, MeasuredFeatures):
         if found[1] is None:
             raise DataError(f"{self.name}: radiomics needs a mask for {found[0]}; give a mask template or a mask column")
         o = self.options
-        # cropped to the region: every family looks at most one voxel beyond it, and region_features adds that
+        # cropped to the region: no family looks beyond the one-voxel background border it adds itself
         prep = Preparation(o.spacing, o.interpolator, o.window, 0.0, o.label)
         image, region, spacing = prepare(found[0], found[1], prep, o.cache)
         why = unusable(image, region)

@@ -7,8 +7,8 @@ intensities are discretised with a fixed bin width from the region's
 minimum; energy-type features add ``shift`` to every intensity. Kurtosis is
 IBSI's excess kurtosis (pyradiomics reports it 3 higher).
 
-Every family is computed on the region's bounding box plus one voxel: no
-feature looks further than one voxel beyond the region (neighbours outside it
+Every family is computed on the region's bounding box: no feature looks
+further than one voxel beyond the region (neighbours outside it
 count as absent), so the crop changes no value and saves most of the work on
 a whole CT.
 """
@@ -426,14 +426,22 @@ def ngtdm(image: np.ndarray, region: np.ndarray, bin_width: float = 25.0,
     }
 
 
+def bounding_box(region: np.ndarray, margin: np.ndarray | int = 0) -> tuple[slice, ...]:
+    """The region's bounding box grown by ``margin`` voxels per axis, within the array (all of it when
+    the region is empty)."""
+    margin = np.broadcast_to(np.asarray(margin, dtype=int), (region.ndim,))
+    box = []
+    for axis in range(region.ndim):
+        hit = np.flatnonzero(region.any(axis=tuple(a for a in range(region.ndim) if a != axis)))
+        if len(hit) == 0:
+            return tuple(slice(None) for _ in region.shape)
+        box.append(slice(max(int(hit[0]) - margin[axis], 0), min(int(hit[-1]) + margin[axis] + 1, region.shape[axis])))
+    return tuple(box)
+
+
 def crop_to_region(image: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The region's bounding box plus one voxel on each side (within the array)."""
-    found = np.argwhere(region)
-    if len(found) == 0:
-        return image, region
-    lo = np.maximum(found.min(0) - 1, 0)
-    hi = np.minimum(found.max(0) + 2, region.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    """The region's bounding box (each family adds the one-voxel background border it needs)."""
+    box = bounding_box(region)
     return image[box], region[box]
 
 
