@@ -14,6 +14,7 @@ from functools import partial
 
 import numpy as np
 
+from .bootstrap import BatchFn, batch_functions, replicate_values, resampling_weights
 from .data import Target
 
 MetricFn = Callable[[Target, np.ndarray], float]
@@ -58,24 +59,12 @@ def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
 
     A pair is comparable when patient i had an event before j's time, or at the
     same time as j's censoring (j is known to have outlived i); this is
-    scikit-survival's and lifelines' convention.
+    scikit-survival's and lifelines' convention. O(n log n): a Fenwick tree
+    over risk ranks (see :func:`tumorboard.bootstrap.weighted_concordance`).
     """
-    time = np.asarray(time, dtype=np.float64)
-    event = np.asarray(event).astype(bool)
-    risk = np.asarray(risk, dtype=np.float64)
-    concordant = 0.0
-    comparable = 0
-    # a pair (i, j) is comparable when i had an event before j's time
-    for start in range(0, len(time), 512):
-        ti = time[start:start + 512, None]
-        ei = event[start:start + 512, None]
-        ri = risk[start:start + 512, None]
-        mask = ei & ((ti < time[None, :]) | ((ti == time[None, :]) & ~event[None, :]))
-        comparable += int(mask.sum())
-        concordant += float(np.sum(mask & (ri > risk[None, :]))) + 0.5 * float(
-            np.sum(mask & (ri == risk[None, :]))
-        )
-    return concordant / comparable if comparable else float("nan")
+    from .bootstrap import weighted_concordance
+
+    return float(weighted_concordance(time, event, risk, np.ones((1, len(time))))[0])
 
 
 def auroc(y: np.ndarray, p: np.ndarray) -> float:
@@ -299,20 +288,25 @@ def estimate(
     confidence: float,
     rng: np.random.Generator,
     fn: MetricFn | None = None,
+    batch: BatchFn | None = None,
 ) -> Estimate:
     """A metric averaged over repeats, with a percentile bootstrap CI over patients.
 
     ``predictions`` holds one array per repeat, each aligned with ``y``. Each
     bootstrap replicate resamples patients once and scores every repeat on that
     same sample, so the interval reflects patient sampling, not fold noise.
+    Replicates are computed in batches (:mod:`tumorboard.bootstrap`); a custom
+    ``fn`` without its ``batch`` counterpart is called once per replicate.
     """
-    fn = fn or metric_functions(task)[metric]
+    fn, batch = _functions(task, metric, fn, batch)
 
-    def statistic(idx: np.ndarray | None) -> float:
-        yy = y if idx is None else y.take(idx)
-        return float(np.nanmean([score(task, metric, yy, p if idx is None else p[idx], fn) for p in predictions]))
+    def value() -> float:
+        return float(np.nanmean([score(task, metric, y, p, fn) for p in predictions]))
 
-    return _bootstrap(statistic, len(y), bootstrap, confidence, rng)
+    def replicates(W: np.ndarray) -> np.ndarray:
+        return replicate_values(batch, y, predictions, W)
+
+    return _bootstrap(value, replicates, len(y), bootstrap, confidence, rng)
 
 
 def paired_difference(
@@ -326,6 +320,7 @@ def paired_difference(
     confidence: float,
     rng: np.random.Generator,
     fn: MetricFn | None = None,
+    batch: BatchFn | None = None,
 ) -> Estimate:
     """metric(predictions) - metric(baseline) on the same patients, with a paired bootstrap CI.
 
@@ -333,31 +328,51 @@ def paired_difference(
     the interval is for the difference itself (much narrower than two
     overlapping intervals suggest when the two predictions are correlated).
     """
-    fn = fn or metric_functions(task)[metric]
+    fn, batch = _functions(task, metric, fn, batch)
 
-    def statistic(idx: np.ndarray | None) -> float:
-        yy = y if idx is None else y.take(idx)
-
+    def value() -> float:
         def mean(preds: list[np.ndarray]) -> float:
-            return float(np.nanmean([score(task, metric, yy, p if idx is None else p[idx], fn) for p in preds]))
-
+            return float(np.nanmean([score(task, metric, y, p, fn) for p in preds]))
         return mean(predictions) - mean(baseline)
 
-    return _bootstrap(statistic, len(y), bootstrap, confidence, rng)
+    def replicates(W: np.ndarray) -> np.ndarray:
+        return replicate_values(batch, y, predictions, W) - replicate_values(batch, y, baseline, W)
+
+    return _bootstrap(value, replicates, len(y), bootstrap, confidence, rng)
 
 
-def _bootstrap(statistic: Callable[[np.ndarray | None], float], n: int, bootstrap: int, confidence: float,
-               rng: np.random.Generator) -> Estimate:
-    """``statistic(None)`` on all patients, with a percentile CI over ``statistic(resampled indices)``."""
+def _functions(task: str, metric: str, fn: MetricFn | None, batch: BatchFn | None) -> tuple[MetricFn, BatchFn]:
+    if fn is None:
+        fn = metric_functions(task)[metric]
+        batch = batch or batch_functions(task)[metric]
+    if batch is None:
+        batch = _loop_batch(task, metric, fn)
+    return fn, batch
+
+
+def _loop_batch(task: str, metric: str, fn: MetricFn) -> BatchFn:
+    """A metric with no batched form, called once per replicate on the patients the weights draw."""
+    def batch(y: Target, p: np.ndarray, W: np.ndarray) -> np.ndarray:
+        out = []
+        for w in W:
+            idx = np.repeat(np.arange(len(w)), w.astype(np.int64))
+            out.append(score(task, metric, y.take(idx), p[idx], fn))
+        return np.array(out)
+    return batch
+
+
+def _bootstrap(value: Callable[[], float], replicates: Callable[[np.ndarray], np.ndarray], n: int, bootstrap: int,
+               confidence: float, rng: np.random.Generator) -> Estimate:
+    """``value()`` on all patients, with a percentile CI over the replicates' values."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        value = statistic(None)
+        point = value()
         if bootstrap == 0 or n < 2:
-            return Estimate(value, float("nan"), float("nan"), n)
-        replicates = np.array([statistic(rng.integers(0, n, n)) for _ in range(bootstrap)])
-    replicates = replicates[np.isfinite(replicates)]
-    if len(replicates) < max(10, bootstrap // 10):
-        return Estimate(value, float("nan"), float("nan"), n)
+            return Estimate(point, float("nan"), float("nan"), n)
+        values = np.concatenate([replicates(W) for W in resampling_weights(rng, n, bootstrap)])
+    values = values[np.isfinite(values)]
+    if len(values) < max(10, bootstrap // 10):
+        return Estimate(point, float("nan"), float("nan"), n)
     alpha = (1 - confidence) / 2
-    low, high = np.quantile(replicates, [alpha, 1 - alpha])
-    return Estimate(value, float(low), float(high), n)
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return Estimate(point, float(low), float(high), n)
