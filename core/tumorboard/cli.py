@@ -60,6 +60,21 @@ class RichProgress:
         self.bar.stop()
 
 
+class LogProgress:
+    """Progress for logs (stderr is not a terminal): one line per finished stage, with its duration."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def begin(self, total: int, description: str) -> None: ...
+    def update(self, description: str) -> None: ...
+    def advance(self) -> None: ...
+    def end(self) -> None: ...
+
+    def stage(self, name: str, seconds: float) -> None:
+        self.console.print(f"[tumorboard] {name}: {seconds:.2f} s", highlight=False, markup=False, soft_wrap=True)
+
+
 def _fail(error: BaseException) -> None:
     if isinstance(error, SpecError):
         err.print(f"[red]error:[/red] {error.render()}", markup=True, highlight=False, soft_wrap=True)
@@ -115,17 +130,18 @@ def ablation_table(metrics: dict[str, Any]) -> Table:
     return table
 
 
-def _run(spec: Path, overwrite: bool, quiet: bool, plugins: list[str]) -> Any:
+def _run(spec: Path, overwrite: bool, quiet: bool, plugins: list[str], backend: str | None = None,
+         workers: int | None = None) -> Any:
     from .engine import run as run_spec
     from .spec import load_spec
 
     loaded = load_spec(spec, plugins)
     if not quiet:
         _plugin_summary(loaded.registry)
-    progress = None if quiet else RichProgress(err)
+    progress = None if quiet else (RichProgress(err) if err.is_terminal else LogProgress(err))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TumorboardWarning)  # shown from the result instead
-        result = run_spec(loaded, overwrite=overwrite, progress=progress)
+        result = run_spec(loaded, overwrite=overwrite, progress=progress, backend=backend, workers=workers)
     if not quiet:
         _show_warnings(result.warnings)
     return result
@@ -137,10 +153,14 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or warnings; only the run folder.")] = False,
     plugin: PluginOpt = None,
+    backend: Annotated[str | None, typer.Option(
+        "--backend", help="local or ray: overrides [execution] backend.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Parallel workers: overrides [execution] workers (1: all in this process).")] = None,
 ) -> None:
     """Run a spec: cross-validate, refit, explain, and write the run directory."""
     try:
-        result = _run(spec, overwrite, quiet, plugin or [])
+        result = _run(spec, overwrite, quiet, plugin or [], backend, workers)
     except KeyboardInterrupt:
         err.print("[red]interrupted:[/red] no run directory was written")
         raise typer.Exit(130) from None

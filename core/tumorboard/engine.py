@@ -7,8 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import sys
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +24,7 @@ from .cohort import load_cohort
 from .components import Modality, paths_in_options
 from .data import Cohort, FeatureBlock
 from .errors import DataError, TumorboardWarning
+from .execution import Executor, make_executor, using
 from .evaluation import (
     Scored,
     ablation_metrics,
@@ -47,6 +50,8 @@ class Progress(Protocol):
     def update(self, description: str) -> None: ...
     def advance(self) -> None: ...
     def end(self) -> None: ...
+    def stage(self, name: str, seconds: float) -> None:
+        """A stage finished (log-friendly progress prints one line per stage)."""
 
 
 class NoProgress:
@@ -54,6 +59,74 @@ class NoProgress:
     def update(self, description: str) -> None: ...
     def advance(self) -> None: ...
     def end(self) -> None: ...
+    def stage(self, name: str, seconds: float) -> None: ...
+
+
+class Stages:
+    """Times each named stage of a run, reports it to the progress, and keeps the timings for
+    provenance.json."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        self.progress.update(name)
+        yield
+        self.record(name, time.perf_counter() - start)
+
+    def record(self, name: str, seconds: float) -> None:
+        self.seconds[name] = round(seconds, 3)
+        stage = getattr(self.progress, "stage", None)
+        if stage is not None:
+            stage(name, seconds)
+
+
+def _quiet(stage: str) -> None:
+    """A fold's pipeline in a worker process reports nothing (its parent reports the fold)."""
+
+
+@dataclass
+class FoldResult:
+    """What one fold's task sends back: predictions per set, prediction rows, ablation predictions."""
+
+    predictions: dict[str, np.ndarray]
+    frames: list[pl.DataFrame]
+    ablation: dict[str, np.ndarray]
+    seconds: float
+    fitted: Pipeline | None = None
+
+
+def fit_fold(pipeline: Pipeline, cohort: Cohort, fold: Fold, n_classes: int, context,
+             subsets: dict[str, tuple[str, ...]], keep_fitted: bool = False) -> FoldResult:
+    """Fit a fresh pipeline on one fold's training patients and predict its other sets.
+
+    A self-contained task (it runs in a worker process or on a Ray node): its
+    inputs are all it reads, and the components' seeds are the run's, so its
+    result does not depend on where or when it runs.
+    """
+    start = time.perf_counter()
+    y = cohort.target
+    train_ids = [cohort.ids[i] for i in fold.train]
+    fitted = pipeline.clone().fit(train_ids, y.take(fold.train))
+    predictions: dict[str, np.ndarray] = {}
+    frames = []
+    for set_name, index in {"test": fold.test, **fold.extra}.items():
+        if len(index) == 0:
+            continue
+        pipeline.on_stage(f"{fold.label}: predicting {len(index)} {set_name} patients")
+        pred = _predict(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
+        predictions[set_name] = pred
+        frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
+    ablation = {}
+    for label, names in subsets.items():
+        # the fold's fitted modalities are reused: only fusion and model are refitted
+        pipeline.on_stage(f"{fold.label}: ablation, {label}")
+        sub = fitted.ablated(names).fit(train_ids, y.take(fold.train), refit_modalities=False)
+        ablation[label] = _predict(sub, [cohort.ids[i] for i in fold.test], y, n_classes, context)
+    return FoldResult(predictions, frames, ablation, time.perf_counter() - start, fitted if keep_fitted else None)
 
 
 @dataclass
@@ -201,12 +274,15 @@ def run(
     overwrite: bool = False,
     progress: Progress | None = None,
     extra_modules: Sequence[str] = (),
+    backend: str | None = None,
+    workers: int | None = None,
 ) -> RunResult:
     """Run a spec end to end and write its run directory; return what it wrote.
 
     Every modality, the fusion and the model are fitted on each fold's training
     patients only; the test patients of a fold are only ever transformed and
     predicted. Nothing is written at the output path unless the run completes.
+    ``backend`` and ``workers`` override the spec's ``[execution]`` section.
     """
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(Path(spec), list(extra_modules))
     progress = progress or NoProgress()
@@ -245,81 +321,61 @@ def run(
             else:
                 subsets = ablation_subsets([n for n, _ in pipeline.modalities])
 
-        with staged_directory(output, overwrite, "run", protected) as staged:
+        executor = make_executor(rs.execution, backend=backend, workers=workers)
+        stages = Stages(progress)
+        with staged_directory(output, overwrite, "run", protected) as staged, using(executor):
             stage = staged.path
             progress.begin(len(folds) + 2, "cross-validation")
-            fold_preds: dict[tuple[int, int, str], np.ndarray] = {}
-            ablation_preds: dict[str, dict[tuple[int, int, str], np.ndarray]] = {label: {} for label in subsets}
-            frames = []
-            for fold in folds:
-                pipeline.on_stage = lambda stage, label=fold.label: progress.update(f"{label}: {stage}")
-                fitted = pipeline.clone().fit([cohort.ids[i] for i in fold.train], y.take(fold.train))
-                sets = {"test": fold.test, **fold.extra}
-                for set_name, index in sets.items():
-                    if len(index) == 0:
-                        continue
-                    progress.update(f"{fold.label}: predicting {len(index)} {set_name} patients")
-                    pred = _predict(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
-                    fold_preds[(fold.repeat, fold.fold, set_name)] = pred
-                    frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
-                for label, names in subsets.items():
-                    # the fold's fitted modalities are reused: only fusion and model are refitted
-                    progress.update(f"{fold.label}: ablation, {label}")
-                    train_ids = [cohort.ids[i] for i in fold.train]
-                    sub = fitted.ablated(names).fit(train_ids, y.take(fold.train), refit_modalities=False)
-                    ablation_preds[label][(fold.repeat, fold.fold, "test")] = _predict(
-                        sub, [cohort.ids[i] for i in fold.test], y, n_classes, context)
-                if therapy is not None:
-                    progress.update(f"{fold.label}: treatment effects ({rs.treatment.learner}-learner)")  # type: ignore[union-attr]
-                    therapy.fold(fitted.features, fold.train, fold.test, fold.label)
-                progress.advance()
+            fold_preds, frames, ablation_preds = _cross_validate(
+                pipeline, cohort, folds, n_classes, context, subsets, therapy, executor, stages)
 
-            progress.update("metrics with bootstrap confidence intervals")
-            scored = collect(folds, fold_preds, "test")
-            metrics = compute_metrics(cohort, scored, metric_names, rs.evaluation, rs.run.seed, notes,  # type: ignore[arg-type]
-                                      context=context)
-            metrics["curves"] = curves(cohort, scored, rs.evaluation, notes)  # type: ignore[arg-type]
-            if context is not None:
-                metrics["horizons"] = list(context.horizons)
-            metrics["task"] = rs.run.task
-            metrics["strategy"] = rs.evaluation.strategy
-            metrics["folds"] = len(folds)
+            with stages("metrics with bootstrap confidence intervals"):
+                scored = collect(folds, fold_preds, "test")
+                metrics = compute_metrics(cohort, scored, metric_names, rs.evaluation, rs.run.seed, notes,  # type: ignore[arg-type]
+                                          context=context)
+                metrics["curves"] = curves(cohort, scored, rs.evaluation, notes)  # type: ignore[arg-type]
+                if context is not None:
+                    metrics["horizons"] = list(context.horizons)
+                metrics["task"] = rs.run.task
+                metrics["strategy"] = rs.evaluation.strategy
+                metrics["folds"] = len(folds)
+                if len(folds) > 1:
+                    metrics["per_fold"] = per_fold_metrics(cohort, folds, fold_preds, metric_names, context)  # type: ignore[arg-type]
+                if rs.evaluation.strategy == "site":
+                    metrics["sites"] = {}
+                    for fold in folds:
+                        sub = Scored(fold.test, [fold_preds[(fold.repeat, fold.fold, "test")]])
+                        metrics["sites"][fold.label] = compute_metrics(
+                            cohort, sub, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
+                for set_name in sorted({s for f in folds for s in f.extra}):
+                    extra = collect(folds, fold_preds, set_name)
+                    if extra is not None:
+                        metrics.setdefault("sets", {})[set_name] = compute_metrics(
+                            cohort, extra, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
             if subsets:
-                progress.update("ablation: metrics and paired bootstrap gains")
-                parts = {label: (names, collect(folds, ablation_preds[label], "test")) for label, names in subsets.items()}
-                metrics["ablation"] = ablation_metrics(cohort, scored, parts, metric_names, rs.evaluation,  # type: ignore[arg-type]
-                                                       rs.run.seed, context)
-            if len(folds) > 1:
-                metrics["per_fold"] = per_fold_metrics(cohort, folds, fold_preds, metric_names, context)  # type: ignore[arg-type]
-            if rs.evaluation.strategy == "site":
-                metrics["sites"] = {}
-                for fold in folds:
-                    sub = Scored(fold.test, [fold_preds[(fold.repeat, fold.fold, "test")]])
-                    metrics["sites"][fold.label] = compute_metrics(
-                        cohort, sub, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
-            for set_name in sorted({s for f in folds for s in f.extra}):
-                extra = collect(folds, fold_preds, set_name)
-                if extra is not None:
-                    metrics.setdefault("sets", {})[set_name] = compute_metrics(
-                        cohort, extra, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
+                with stages("ablation: metrics and paired bootstrap gains"):
+                    parts = {label: (names, collect(folds, ablation_preds[label], "test")) for label, names in subsets.items()}
+                    metrics["ablation"] = ablation_metrics(cohort, scored, parts, metric_names, rs.evaluation,  # type: ignore[arg-type]
+                                                           rs.run.seed, context)
             progress.advance()
 
-            pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")
-            final = pipeline.clone().fit(list(cohort.ids), y)
-            final.save(stage / "pipeline", _raw_options(loaded), {"task": y.kind, "classes": list(y.classes)},
-                       _pinned_distributions(loaded))
-            _write_presence(stage / "presence.parquet", final, list(cohort.ids))
+            with stages(f"refit on all {len(cohort)} patients"):
+                pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")
+                final = pipeline.clone().fit(list(cohort.ids), y)
+                final.save(stage / "pipeline", _raw_options(loaded), {"task": y.kind, "classes": list(y.classes)},
+                           _pinned_distributions(loaded))
+                _write_presence(stage / "presence.parquet", final, list(cohort.ids))
             if therapy is not None:
-                progress.update("treatment effects: scoring, refit with bootstrap intervals, evidence")
-                metrics["therapy"] = therapy.finish(final.features, stage, rs.evaluation, list(cohort.ids))
+                with stages("treatment effects: scoring, refit with bootstrap intervals, evidence"):
+                    metrics["therapy"] = therapy.finish(final.features, stage, rs.evaluation, list(cohort.ids))
             if loaded.explainers:
                 X = final.features(list(cohort.ids))
                 (stage / "attributions").mkdir()
                 for explainer in loaded.explainers:
-                    progress.update(f"explaining with {explainer.name}")
-                    extra = {"modalities": dict(final.modalities)} if _wants_modalities(explainer) else {}
-                    attribution = explainer.explain(final.model, X, X.feature_names, y, **extra)  # type: ignore[union-attr]
-                    _write_attribution(stage / "attributions", explainer.name, attribution, X)
+                    with stages(f"explaining with {explainer.name}"):
+                        extra = {"modalities": dict(final.modalities)} if _wants_modalities(explainer) else {}
+                        attribution = explainer.explain(final.model, X, X.feature_names, y, **extra)  # type: ignore[union-attr]
+                        _write_attribution(stage / "attributions", explainer.name, attribution, X)
             progress.advance()
 
             write_card_key(stage)
@@ -345,15 +401,17 @@ def run(
                 "inputs_sha256": hash_inputs(_input_paths(loaded)),
                 "started": started.isoformat(),
                 "finished": dt.datetime.now(dt.UTC).isoformat(),
+                "execution": executor.describe(),
+                "stages_seconds": stages.seconds,
             })
-            progress.update("writing the cohort report")
-            try:
-                cohort_report(stage, verify=False)
-            except Exception as err:  # any figure or text error: keep the run, say how to retry
-                warn(f"the cohort report could not be drawn ({type(err).__name__}: {err}); the metrics, predictions "
-                     f"and pipeline are saved: retry with `tumorboard report {output}`", notes)
-                metrics["warnings"] = notes
-                write_json(stage / "metrics.json", metrics)
+            with stages("writing the cohort report"):
+                try:
+                    cohort_report(stage, verify=False)
+                except Exception as err:  # any figure or text error: keep the run, say how to retry
+                    warn(f"the cohort report could not be drawn ({type(err).__name__}: {err}); the metrics, "
+                         f"predictions and pipeline are saved: retry with `tumorboard report {output}`", notes)
+                    metrics["warnings"] = notes
+                    write_json(stage / "metrics.json", metrics)
             progress.end()
         notes.extend(staged.notes)
         output = staged.final or output
@@ -363,6 +421,45 @@ def run(
             continue
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return RunResult(output, metrics, predictions, notes)
+
+
+def _cross_validate(pipeline: Pipeline, cohort: Cohort, folds: list[Fold], n_classes: int, context,
+                    subsets: dict[str, tuple[str, ...]], therapy, executor: Executor, stages: Stages):
+    """Every fold (and its ablation subsets) as one task on the executor; out-of-fold predictions.
+
+    Treatment-effect folds reuse the fold's fitted pipeline in this process, so
+    a spec with ``[treatment]`` runs its folds here, one after another.
+    """
+    fold_preds: dict[tuple[int, int, str], np.ndarray] = {}
+    ablation_preds: dict[str, dict[tuple[int, int, str], np.ndarray]] = {label: {} for label in subsets}
+    frames: list[pl.DataFrame] = []
+
+    def keep(fold: Fold, result: FoldResult) -> None:
+        for set_name, pred in result.predictions.items():
+            fold_preds[(fold.repeat, fold.fold, set_name)] = pred
+        frames.extend(result.frames)
+        for label, pred in result.ablation.items():
+            ablation_preds[label][(fold.repeat, fold.fold, "test")] = pred
+        stages.record(f"cross-validation, {fold.label}", result.seconds)
+        stages.progress.advance()
+
+    if therapy is not None or executor.workers == 1:
+        for fold in folds:
+            pipeline.on_stage = lambda stage, label=fold.label: stages.progress.update(f"{label}: {stage}")
+            result = fit_fold(pipeline, cohort, fold, n_classes, context, subsets, keep_fitted=therapy is not None)
+            if therapy is not None:
+                stages.progress.update(f"{fold.label}: treatment effects")
+                therapy.fold(result.fitted.features, fold.train, fold.test, fold.label)  # type: ignore[union-attr]
+                result.fitted = None
+            keep(fold, result)
+        return fold_preds, frames, ablation_preds
+    stages.progress.update(f"cross-validation: {len(folds)} folds on {executor.workers} {executor.backend} workers")
+    shipped = pipeline.clone()
+    shipped.on_stage = _quiet
+    tasks = [(shipped, cohort, fold, n_classes, context, subsets) for fold in folds]
+    for fold, result in zip(folds, executor.map(fit_fold, tasks), strict=True):
+        keep(fold, result)
+    return fold_preds, frames, ablation_preds
 
 
 def _raw_options(loaded: LoadedSpec) -> dict[str, dict]:

@@ -185,6 +185,32 @@ class PluginsSection(_Strict):
         "relative path ending in .py). Never searched on sys.path; never replayed from a run directory.")
 
 
+class ExecutionSection(_Strict):
+    """``[execution]``: where a run's independent tasks (folds, ablation subsets, per-patient work) run.
+
+    Results are the same bytes whatever the backend and worker count.
+    """
+
+    backend: Literal["local", "ray"] = Field(
+        "local", description="local (joblib worker processes on this machine) or ray (Ray tasks: a local Ray, or "
+        "the cluster at `address`).")
+    workers: PositiveInt | Literal["auto"] = Field(
+        "auto", description="Parallel workers; auto = this machine's cores (ray: the cluster's CPUs). 1 runs "
+        "everything in this process. Overridden by --workers or TUMORBOARD_WORKERS.")
+    address: str | None = Field(
+        None, description='Ray cluster address (e.g. "ray://head:10001", or "auto" on a cluster node); empty: '
+        "start a local Ray.")
+    threads_per_worker: PositiveInt | Literal["auto"] = Field(
+        "auto", description="Native threads (BLAS, OpenMP, XLA) per worker; auto = cores / workers, so that "
+        "workers x threads never exceeds the cores.")
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> ExecutionSection:
+        if self.address is not None and self.backend != "ray":
+            raise ValueError('execution.address is a Ray cluster address: set backend = "ray" to use it')
+        return self
+
+
 class RunSpec(_Strict):
     """A whole run spec (the TOML file)."""
 
@@ -196,6 +222,7 @@ class RunSpec(_Strict):
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     explainer: list[ComponentSpec] = Field(default_factory=list)
     plugins: PluginsSection = Field(default_factory=PluginsSection)
+    execution: ExecutionSection = Field(default_factory=ExecutionSection)
     treatment: TreatmentSection | None = None
 
     @model_validator(mode="after")
