@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
+
+# Runs in the default suite fit their folds in this process: many tests patch a component here
+# (monkeypatch does not reach worker processes), and a worker pool per test would cost more than
+# these tiny runs. tests/test_execution.py runs the same specs on 2 local workers and on Ray and
+# checks the bytes are the same. The thread budget for this one worker: native pools at the
+# cores pytest may use (tumorboard's executor sets the same limits inside each task).
+os.environ.setdefault("TUMORBOARD_WORKERS", "1")
 
 from tumorboard.quickstart import write_quickstart
 

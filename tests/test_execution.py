@@ -70,7 +70,7 @@ def test_ray_backend_gives_the_same_bytes_as_local(tmp_path):
     spec.write_text(spec.read_text() + '\n[execution]\nbackend = "ray"\nworkers = 2\n')
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        on_ray = run(spec)
+        on_ray = run(spec, workers=2)
     finally:
         ray.shutdown()
     assert outputs(on_ray.path) == outputs(local.path) == outputs(local2.path)

@@ -245,78 +245,70 @@ REGRESSION: dict[str, BatchFn] = {
 
 def weighted_concordance(time: np.ndarray, event: np.ndarray, risk: np.ndarray, W: np.ndarray,
                          weight: np.ndarray | None = None, tied_tol: float = 0.0) -> np.ndarray:
-    """Concordance of ``risk`` with survival for each row of patient counts ``W``, in O(n log n) per row.
+    """Concordance of ``risk`` with survival for each row of patient counts ``W``, in O(n log^2 n).
 
     A pair (i, j) is comparable when i had an event before j's time, or at j's
     censoring time; it counts 1 when r_i > r_j + tol, 1/2 when |r_i - r_j| <= tol.
     Pairs are weighted by W_i W_j and each event i by ``weight[i]`` (Harrell's C:
-    none; Uno's C: the squared inverse probability of censoring). Patients are
-    visited by time, latest first, and a Fenwick tree over risk ranks holds the
-    counts of those already at risk, one column per replicate.
+    none; Uno's C: the squared inverse probability of censoring).
+
+    Patients are put in a sequence, latest time first and, at one time, censored
+    before events; an event is compared with everyone before its time group's
+    first event. Those counts by risk rank are 2-D prefix counts, taken level by
+    level over the dyadic blocks of the sequence with sorted keys and cumulative
+    sums: whole-array numpy per level, no Python loop over patients.
     """
     time = np.asarray(time, dtype=np.float64)
     event = np.asarray(event).astype(bool)
     risk = np.asarray(risk, dtype=np.float64)
-    W = np.atleast_2d(W)
+    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    n = len(time)
+    a = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
     levels = np.unique(risk)
-    m = len(levels)
-    # tree positions are 1-based; patient i is stored at its rank + 1
-    rank = np.searchsorted(levels, risk) + 1
+    width = len(levels) + 1
+    rank = np.searchsorted(levels, risk)
     lower = np.searchsorted(levels, risk - tied_tol, side="left")   # ranks strictly below r_i - tol
     upper = np.searchsorted(levels, risk + tied_tol, side="right")  # ranks up to r_i + tol
-    update_path = _fenwick_paths(m, up=True)
-    query_path = _fenwick_paths(m, up=False)
-    a = np.ones(len(time)) if weight is None else np.asarray(weight, dtype=np.float64)
 
-    # latest time first; at one time censored patients enter before events are scored
     order = np.lexsort((event, -time))
-    bounds = np.flatnonzero(np.r_[True, time[order][1:] != time[order][:-1], True])
-    rows = max(1, min(len(W), CHUNK_CELLS // max(m + 1, 1)))
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    new_time = np.r_[True, time[order][1:] != time[order][:-1]]
+    starts = np.flatnonzero(new_time)
+    first_event = starts + np.add.reduceat(~event[order], starts)  # censored come first in a time group
+    query = first_event[np.cumsum(new_time) - 1][position]         # per patient: where its comparisons end
+
+    scored = np.flatnonzero(event & (a != 0))
+    q, lo, hi = query[scored], lower[scored], upper[scored]
+    plan = []
+    for level in range(max(n, 1).bit_length()):
+        left = np.flatnonzero(((position >> level) & 1) == 0)
+        keys = (position[left] >> (level + 1)) * width + rank[left]
+        by_key = np.argsort(keys, kind="stable")
+        keys = keys[by_key]
+        ask = np.flatnonzero(((q >> level) & 1) == 1)
+        base = (q[ask] >> (level + 1)) * width
+        plan.append((left[by_key], ask, np.searchsorted(keys, base), np.searchsorted(keys, base + lo[ask]),
+                     np.searchsorted(keys, base + hi[ask])))
+
+    rows = max(1, min(len(W), CHUNK_CELLS // max(n, 1)))
     result = np.empty(len(W))
     for start in range(0, len(W), rows):
-        Wt = np.ascontiguousarray(W[start:start + rows].T)  # (n, B): one patient's counts are contiguous
-        tree = np.zeros((m + 1, Wt.shape[1]))
-        at_risk = np.zeros(Wt.shape[1])
-        numerator = np.zeros(Wt.shape[1])
-        denominator = np.zeros(Wt.shape[1])
-        for g in range(len(bounds) - 1):
-            members = order[bounds[g]:bounds[g + 1]]
-            events = members[event[members]]
-            for i in members[~event[members]]:
-                tree[update_path[rank[i]]] += Wt[i]
-                at_risk += Wt[i]
-            for i in events:
-                if a[i] == 0:
-                    continue
-                below = tree[query_path[lower[i]]].sum(axis=0)
-                tied = tree[query_path[upper[i]]].sum(axis=0) - below
-                scale = a[i] * Wt[i]
-                numerator += scale * (below + 0.5 * tied)
-                denominator += scale * at_risk
-            for i in events:
-                tree[update_path[rank[i]]] += Wt[i]
-                at_risk += Wt[i]
+        Wc = W[start:start + rows]
+        below = np.zeros((len(Wc), len(scored)))
+        upto = np.zeros((len(Wc), len(scored)))
+        for members, ask, p0, plo, phi in plan:
+            cum = np.zeros((len(Wc), len(members) + 1))
+            np.cumsum(Wc[:, members], axis=1, out=cum[:, 1:])
+            below[:, ask] += cum[:, plo] - cum[:, p0]
+            upto[:, ask] += cum[:, phi] - cum[:, p0]
+        seen = np.zeros((len(Wc), n + 1))
+        np.cumsum(Wc[:, order], axis=1, out=seen[:, 1:])
+        scale = a[scored] * Wc[:, scored]
+        numerator = np.sum(scale * (below + 0.5 * (upto - below)), axis=1)
+        denominator = np.sum(scale * seen[:, q], axis=1)
         result[start:start + rows] = _divide(numerator, denominator)
     return result
-
-
-def _fenwick_paths(m: int, up: bool) -> list[np.ndarray]:
-    """For each position k of a Fenwick tree over m ranks: the nodes an update at k touches (``up``),
-    or the nodes whose sum is the prefix 1..k (position 0: no node)."""
-    paths = []
-    for k in range(m + 1):
-        nodes = []
-        j = k
-        if up:
-            while 0 < j <= m:
-                nodes.append(j)
-                j += j & -j
-        else:
-            while j > 0:
-                nodes.append(j)
-                j -= j & -j
-        paths.append(np.array(nodes, dtype=np.int64))
-    return paths
 
 
 def _risk(p: np.ndarray) -> np.ndarray:

@@ -84,6 +84,10 @@ class Stages:
             stage(name, seconds)
 
 
+# about what a local worker process costs before its first task (start, imports of the stack)
+WORKER_START_SECONDS = 2.0
+
+
 def _quiet(stage: str) -> None:
     """A fold's pipeline in a worker process reports nothing (its parent reports the fold)."""
 
@@ -443,21 +447,30 @@ def _cross_validate(pipeline: Pipeline, cohort: Cohort, folds: list[Fold], n_cla
         stages.record(f"cross-validation, {fold.label}", result.seconds)
         stages.progress.advance()
 
+    def here(fold: Fold) -> None:
+        pipeline.on_stage = lambda stage, label=fold.label: stages.progress.update(f"{label}: {stage}")
+        result = fit_fold(pipeline, cohort, fold, n_classes, context, subsets, keep_fitted=therapy is not None)
+        if therapy is not None:
+            stages.progress.update(f"{fold.label}: treatment effects")
+            therapy.fold(result.fitted.features, fold.train, fold.test, fold.label)  # type: ignore[union-attr]
+            result.fitted = None
+        keep(fold, result)
+
+    remaining = list(folds)
+    if therapy is None and executor.workers > 1 and executor.auto and len(folds) > 1:
+        # workers = "auto": a worker process costs its start and imports; folds quicker than that stay here
+        here(remaining.pop(0))
+        if stages.seconds[f"cross-validation, {folds[0].label}"] < WORKER_START_SECONDS:
+            executor = Executor("local", 1, executor.threads)
     if therapy is not None or executor.workers == 1:
-        for fold in folds:
-            pipeline.on_stage = lambda stage, label=fold.label: stages.progress.update(f"{label}: {stage}")
-            result = fit_fold(pipeline, cohort, fold, n_classes, context, subsets, keep_fitted=therapy is not None)
-            if therapy is not None:
-                stages.progress.update(f"{fold.label}: treatment effects")
-                therapy.fold(result.fitted.features, fold.train, fold.test, fold.label)  # type: ignore[union-attr]
-                result.fitted = None
-            keep(fold, result)
+        for fold in remaining:
+            here(fold)
         return fold_preds, frames, ablation_preds
-    stages.progress.update(f"cross-validation: {len(folds)} folds on {executor.workers} {executor.backend} workers")
+    stages.progress.update(f"cross-validation: {len(remaining)} folds on {executor.workers} {executor.backend} workers")
     shipped = pipeline.clone()
     shipped.on_stage = _quiet
-    tasks = [(shipped, cohort, fold, n_classes, context, subsets) for fold in folds]
-    for fold, result in zip(folds, executor.map(fit_fold, tasks), strict=True):
+    tasks = [(shipped, cohort, fold, n_classes, context, subsets) for fold in remaining]
+    for fold, result in zip(remaining, executor.map(fit_fold, tasks), strict=True):
         keep(fold, result)
     return fold_preds, frames, ablation_preds
 

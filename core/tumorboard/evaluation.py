@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .bootstrap import batch_functions
 from .data import Cohort, Target
 from .errors import TumorboardWarning
 from .metrics import (
@@ -107,13 +108,14 @@ def compute_metrics(
     y = cohort.target.take(scored.index)
     rng = np.random.default_rng(seed)
     fns: dict[str, MetricFn] = metric_functions(task, context)
+    batches = batch_functions(task, context)
 
     def block(sel: np.ndarray) -> dict[str, Any]:
         yy = y.take(sel)
         preds = [p[sel] for p in scored.per_repeat]
         return {
             m: estimate(task, m, yy, preds, bootstrap=evaluation.bootstrap, confidence=evaluation.confidence,
-                        rng=rng, fn=fns[m]).as_dict()
+                        rng=rng, fn=fns[m], batch=batches[m]).as_dict()
             for m in metric_names
         }
 
@@ -294,6 +296,7 @@ def ablation_metrics(cohort: Cohort, full: Scored, parts: dict[str, tuple[tuple[
     """
     task = cohort.target.kind
     fns = metric_functions(task, context)
+    batches = batch_functions(task, context)
     y = cohort.target.take(full.index)
     subsets: dict[str, Any] = {}
     for label, (modalities, scored) in parts.items():
@@ -301,12 +304,14 @@ def ablation_metrics(cohort: Cohort, full: Scored, parts: dict[str, tuple[tuple[
         for m in metric_names:
             rng = np.random.default_rng([seed, 404])  # the same resamples for every subset and metric
             entry["metrics"][m] = estimate(task, m, y, scored.per_repeat, bootstrap=evaluation.bootstrap,
-                                           confidence=evaluation.confidence, rng=rng, fn=fns[m]).as_dict()
+                                           confidence=evaluation.confidence, rng=rng, fn=fns[m],
+                                           batch=batches[m]).as_dict()
             better, worse = ((full.per_repeat, scored.per_repeat) if GREATER_IS_BETTER.get(m, True)
                              else (scored.per_repeat, full.per_repeat))
             rng = np.random.default_rng([seed, 404])
             entry["gain"][m] = paired_difference(task, m, y, better, worse, bootstrap=evaluation.bootstrap,
-                                                 confidence=evaluation.confidence, rng=rng, fn=fns[m]).as_dict()
+                                                 confidence=evaluation.confidence, rng=rng, fn=fns[m],
+                                                 batch=batches[m]).as_dict()
         subsets[label] = entry
     primary = metric_names[0]
     singles = [label for label, (mods, _) in parts.items() if len(mods) == 1]

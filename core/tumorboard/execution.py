@@ -65,6 +65,7 @@ class Executor:
     workers: int = 1
     threads: int = 1
     address: str | None = None
+    auto: bool = False  # workers = "auto": the engine keeps quick folds in this process
 
     def map(self, fn: Callable[..., Any], tasks: Sequence[tuple], label: str = "task") -> Iterator[Any]:
         """``fn(*args)`` for each args tuple of ``tasks``, yielded in the given order as they finish."""
@@ -95,7 +96,8 @@ class Executor:
 
     def describe(self) -> dict[str, Any]:
         """What provenance.json records about where the run ran."""
-        out: dict[str, Any] = {"backend": self.backend, "workers": self.workers, "threads_per_worker": self.threads}
+        out: dict[str, Any] = {"backend": self.backend, "workers": "auto" if self.auto else self.workers,
+                               "threads_per_worker": self.threads}
         if self.address:
             out["address"] = self.address
         return out
@@ -152,7 +154,7 @@ def make_executor(section, *, backend: str | None = None, workers: int | None = 
         n = cores if chosen == "auto" else int(chosen)
     threads = section.threads_per_worker
     threads = max(1, (total if backend == "ray" else cores) // max(n, 1)) if threads == "auto" else int(threads)
-    return Executor(backend, max(1, n), threads, section.address)  # type: ignore[arg-type]
+    return Executor(backend, max(1, n), threads, section.address, auto=chosen == "auto")  # type: ignore[arg-type]
 
 
 def _env_workers() -> int | None:
