@@ -42,6 +42,19 @@ def quickstart(tmp_path: Path) -> Path:
     """A 200-patient quickstart folder; returns the spec path (bootstrap shrunk)."""
     return fast(write_quickstart(tmp_path / "qs", patients=200, seed=1))
 
+# The kit checks of the Flax components compile and train a network per check (5-13 s each on 2 cores):
+# they run in the slow pass (`python -m pytest -q -m slow`, which CI runs); the default suite runs the
+# kit on every other component.
+HEAVY_KIT_CHECKS = ("[imaging.cnn-check_", "[fusion.attention-check_")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(marker in item.nodeid for marker in HEAVY_KIT_CHECKS):
+            item.add_marker(pytest.mark.slow)
+
+
 # the example third-party plugin has its own suite, run by test_third_party.py
 # against a real install of the package
 collect_ignore = ["third_party"]

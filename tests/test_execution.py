@@ -162,3 +162,14 @@ def test_workers_run_under_the_thread_budget():
     assert all(threads == 1 for threads, _ in results)
     assert all("intra_op_parallelism_threads=1" in flags for _, flags in results)
     assert "intra_op_parallelism_threads=3" in xla_flags(3)
+
+
+def test_json_schema_documents_the_execution_section():
+    from tumorboard.plugins import load_plugins
+    from tumorboard.spec import spec_json_schema
+
+    schema = spec_json_schema(load_plugins())
+    assert "execution" in schema["properties"]
+    fields = schema["$defs"]["ExecutionSection"]["properties"]
+    assert set(fields) == {"backend", "workers", "address", "threads_per_worker"}
+    assert fields["backend"]["enum"] == ["local", "ray"]

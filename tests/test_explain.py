@@ -111,6 +111,7 @@ def test_integrated_gradients_is_exact_for_linear_and_complete_for_nonlinear_fun
     np.testing.assert_allclose(ig.sum(axis=1), np.asarray(f(x) - f(baseline)), rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: trains a Flax network
 def test_omics_saliency_adds_up_to_the_supervised_head():
     from tumorboard_omics.autoencoder import encode
 

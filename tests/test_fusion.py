@@ -132,6 +132,7 @@ def test_stacking_trains_the_meta_model_on_cross_fitted_predictions():
     assert (refitted.values[absent, b_score] == 0).all() and (refitted.values[absent, b_present] == 0).all()
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: trains a Flax network
 def test_attention_ignores_an_absent_modality_and_learns():
     blocks, y = _two_blocks(400)
     fusion = AttentionFusion(width=16, heads=2, epochs=80, patience=15).fit(blocks, y)

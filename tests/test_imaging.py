@@ -318,6 +318,7 @@ def test_rotation_augment_turns_the_image_in_plane():
     assert a.shape == smooth.shape and not np.allclose(a, b)
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: trains a Flax network
 @pytest.mark.parametrize("baseline", ["black", "blur"])
 def test_cnn_saliency_maps_the_largest_tumour_slice(baseline):
     ids = pl.read_csv(COHORT / "outcomes.csv")["patient_id"].to_list()

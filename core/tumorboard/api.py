@@ -15,6 +15,7 @@ from .components import (
 )
 from .data import TASKS, Attribution, Cohort, FeatureBlock, Target, Task
 from .estimators import component_class, dump_estimator, load_estimator
+from .execution import parallel_map
 from .errors import ComponentError, DataError, TumorboardError, TumorboardWarning
 from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .metrics import DEFAULT_METRICS, GREATER_IS_BETTER, METRICS, score
@@ -52,6 +53,7 @@ __all__ = [
     "fit_numeric",
     "load_estimator",
     "hookimpl",
+    "parallel_map",
     "read_table",
     "row_label",
     "TrainSettings",

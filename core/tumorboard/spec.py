@@ -525,6 +525,7 @@ def spec_json_schema(registry: PluginRegistry) -> dict[str, Any]:
         evaluation=(EvaluationSection | None, None),
         explainer=(list[explainer], Field(default_factory=list)),  # type: ignore[valid-type]
         plugins=(PluginsSection | None, None),
+        execution=(ExecutionSection | None, None),
         treatment=(TreatmentSection | None, None),
     )
     schema = schema_model.model_json_schema(mode="validation")

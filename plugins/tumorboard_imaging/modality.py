@@ -11,7 +11,18 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
-from tumorboard.api import ComponentError, DataError, FeatureBlock, InputPath, Modality, Target, apply_numeric, fit_numeric, read_table
+from tumorboard.api import (
+    ComponentError,
+    DataError,
+    FeatureBlock,
+    InputPath,
+    Modality,
+    Target,
+    apply_numeric,
+    fit_numeric,
+    parallel_map,
+    read_table,
+)
 
 from .preprocess import Preparation, prepare, unusable, warn_unusable
 from .radiomics import FAMILIES, region_features
@@ -125,25 +136,26 @@ class ImagingRadiomics(ImagingSource, MeasuredFeatures):
         window: tuple[float, float] | None = Field(None, description="Clip intensities to [low, high] (HU for CT).")
         cache: Path | None = Field(Path(".tumorboard-cache/imaging"), description="Cache of prepared arrays (None: no cache).")
 
-    def _features(self, patient: str, unusable_found: list) -> dict[str, float] | None:
-        found = self._locate(patient)
-        if found is None:
-            return None
-        if found[1] is None:
-            raise DataError(f"{self.name}: radiomics needs a mask for {found[0]}; give a mask template or a mask column")
+    def _matrix(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
         o = self.options
         # cropped to the region: no family looks beyond the one-voxel background border it adds itself
         prep = Preparation(o.spacing, o.interpolator, o.window, 0.0, o.label)
-        image, region, spacing = prepare(found[0], found[1], prep, o.cache)
-        why = unusable(image, region)
-        if why is not None:
-            unusable_found.append((found[0], why))
-            return None
-        return region_features(image, region, spacing, tuple(o.families), o.bin_width, o.shift)
-
-    def _matrix(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        located = [self._locate(str(i)) for i in ids]
+        for found in located:
+            if found is not None and found[1] is None:
+                raise DataError(f"{self.name}: radiomics needs a mask for {found[0]}; give a mask template or a "
+                                "mask column")
+        tasks = [(found[0], found[1], prep, o.cache, tuple(o.families), o.bin_width, o.shift)
+                 for found in located if found is not None]
+        # one patient per task: on the run's workers when it has several (results in this order)
+        done = iter(parallel_map(_patient_features, tasks))
+        rows: list[dict[str, float] | None] = []
         bad: list = []
-        rows = [self._features(str(i), bad) for i in ids]
+        for found in located:
+            features, why = next(done) if found is not None else (None, None)
+            if why is not None:
+                bad.append((found[0], why))  # type: ignore[index]
+            rows.append(features)
         warn_unusable(self.name, bad)
         names = sorted({k for r in rows if r for k in r})
         values = np.array([[r.get(n, np.nan) for n in names] if r else [np.nan] * len(names) for r in rows], dtype=np.float64)
@@ -159,6 +171,16 @@ class ImagingRadiomics(ImagingSource, MeasuredFeatures):
 
 
 @functools.lru_cache(maxsize=8)
+def _patient_features(image: Path, mask: Path, prep: Preparation, cache: Path | None, families: tuple[str, ...],
+                      bin_width: float, shift: float) -> tuple[dict[str, float] | None, str | None]:
+    """One patient's radiomic features, or why its image is unusable (a task on the run's executor)."""
+    array, region, spacing = prepare(image, mask, prep, cache)
+    why = unusable(array, region)
+    if why is not None:
+        return None, why
+    return region_features(array, region, spacing, families, bin_width, shift), None
+
+
 def _manifest_cached(path: Path, mtime: int, time_point: str | None, folder: Path | None) -> dict[str, tuple[Path, Path]]:
     table = read_table(path, "patient_id")
     if "image" not in table.columns:
