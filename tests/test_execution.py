@@ -173,3 +173,41 @@ def test_json_schema_documents_the_execution_section():
     fields = schema["$defs"]["ExecutionSection"]["properties"]
     assert set(fields) == {"backend", "workers", "address", "threads_per_worker"}
     assert fields["backend"]["enum"] == ["local", "ray"]
+
+
+def test_a_local_plugin_file_reaches_the_worker_processes(tmp_path):
+    """A spec's [plugins] module is not importable by name in a worker: it travels with the task."""
+    spec = fast(write_quickstart(tmp_path / "q", patients=120, seed=5), bootstrap=20)
+    (spec.parent / "lab_model.py").write_text('''
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from tumorboard.api import Model, hookimpl
+
+
+class HalfModel(Model):
+    """Predicts one half for everyone."""
+
+    name = "model.lab_half"
+    tasks = frozenset({"binary"})
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    def fit(self, X, y):
+        self.rate_ = np.array([0.5])
+        return self
+
+    def predict(self, X):
+        return np.full(len(X.ids), self.rate_[0])
+
+
+@hookimpl
+def register_models(register):
+    register(HalfModel)
+''')
+    text = spec.read_text().replace('plugin = "model.logistic"', 'plugin = "model.lab_half"')
+    spec.write_text(text.replace('[[explainer]]\nplugin = "explain.permutation"\n', "") +
+                    '\n[plugins]\nmodules = ["lab_model"]\n')
+    result = run(spec, workers=2)
+    assert result.metrics["overall"]["auroc"]["value"] == 0.5
+    assert json.loads((result.path / "provenance.json").read_text())["execution"]["workers"] == 2

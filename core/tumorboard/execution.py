@@ -81,14 +81,16 @@ class Executor:
     def _joblib(self, fn: Callable[..., Any], tasks: list[tuple]) -> Iterator[Any]:
         from joblib import Parallel, delayed, parallel_config
 
-        _ship_local_plugins_by_value()
+        import cloudpickle  # what loky pickles tasks with
+
+        _ship_local_plugins_by_value(cloudpickle)
         with parallel_config(backend="loky", inner_max_num_threads=self.threads):
             parallel = Parallel(n_jobs=min(self.workers, len(tasks)), return_as="generator")
             yield from parallel(delayed(_call)(fn, args, self.threads) for args in tasks)
 
     def _ray(self, fn: Callable[..., Any], tasks: list[tuple]) -> Iterator[Any]:
         ray = _ray_module()
-        _ship_local_plugins_by_value()
+        _ship_local_plugins_by_value(ray.cloudpickle)
         remote = ray.remote(num_cpus=self.threads)(_call)
         refs = [remote.remote(fn, args, self.threads) for args in tasks]
         for ref in refs:  # in submission order: the same order as local
@@ -111,11 +113,10 @@ def _ray_module():
     return ray
 
 
-def _ship_local_plugins_by_value() -> None:
+def _ship_local_plugins_by_value(cloudpickle) -> None:
     """Local plugin files (loaded by location, not importable by name) travel inside the pickled
-    task, so a worker process never has to find them on its own path."""
-    import cloudpickle
-
+    task, so a worker process never has to find them on its own path. ``cloudpickle`` is the copy
+    the backend pickles with (joblib and Ray each vendor their own)."""
     from .plugins import LOCAL_PREFIX
 
     for name, module in list(sys.modules.items()):
