@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,16 @@ import pytest
 # checks the bytes are the same. The thread budget for this one worker: native pools at the
 # cores pytest may use (tumorboard's executor sets the same limits inside each task).
 os.environ.setdefault("TUMORBOARD_WORKERS", "1")
+
+# JAX compiles a network's training loop anew for every fit (the loss closes over that fit's model),
+# and the same programs recur across the kit's checks and the folds of the tiny test runs: a
+# compilation cache for this session spares most of those compiles (a tiny autoencoder refit:
+# 1.3 s -> 0.2 s). Set before anything imports JAX; removed when the session ends.
+_JAX_CACHE = tempfile.mkdtemp(prefix="tumorboard-jax-cache-")
+atexit.register(shutil.rmtree, _JAX_CACHE, ignore_errors=True)
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _JAX_CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 from tumorboard.quickstart import write_quickstart
 

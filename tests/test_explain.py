@@ -30,7 +30,7 @@ def _block(n: int = 300, p: int = 6, seed: int = 0) -> tuple[FeatureBlock, Targe
 
 
 @pytest.mark.parametrize(("model", "algorithm"), [("model.gbm", "tree"), ("model.logistic", "linear"),
-                                                  ("model.gbm", "permutation")])
+                                                  pytest.param("model.gbm", "permutation", marks=pytest.mark.slow)])  # 6 s
 def test_shap_values_add_up_to_the_model_log_odds(model, algorithm):
     X, y = _block()
     fitted = component_class("model", model)().fit(X, y)

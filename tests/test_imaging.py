@@ -248,6 +248,7 @@ def test_cnn_resnet_follows_the_component_contract(component, check):
     check(component)
 
 
+@pytest.mark.slow  # trains a Flax network: 8 s on 2 cores
 def test_cnn_learns_a_planted_2d_pattern(tmp_path):
     # bright square top-left = class 1: the mixer must find it from 120 small images
     rng = np.random.default_rng(0)

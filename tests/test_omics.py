@@ -132,6 +132,7 @@ def test_cox_loss_matches_the_partial_likelihood():
     assert got == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow  # trains a Flax network: 5 s on 2 cores
 def test_supervised_head_learns_survival():
     times = OUTCOMES["os_months"].to_numpy()
     events = OUTCOMES["os_event"].to_numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -12,14 +13,19 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-
 from tumorboard.card import card_key, patient_card, reference
 from tumorboard.engine import run
 from tumorboard.figures import readable
 from tumorboard.report import cohort_report
 from tumorboard.synth import SynthOptions, generate
 
-COHORT = generate(Path(tempfile.mkdtemp(prefix="tumorboard-report-")) / "c", SynthOptions(patients=80, seed=21))
+
+@functools.cache
+def cohort(images: bool = True) -> Path:
+    """The synthetic cohort these tests read, generated on first use (with CT volumes it takes seconds,
+    which the tables-only tests of the default suite need not pay)."""
+    folder = Path(tempfile.mkdtemp(prefix="tumorboard-report-")) / "c"
+    return generate(folder, SynthOptions(patients=80, seed=21, images=images))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -27,6 +33,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def run_dir(tmp_path_factory) -> Path:
     """A small multimodal run: clinical table + imaging.cnn, gbm, explain.shap and explain.saliency."""
     folder = tmp_path_factory.mktemp("run")
+    synthetic = cohort()
     spec = folder / "spec.toml"
     spec.write_text(f"""
 [run]
@@ -35,17 +42,17 @@ task = "binary"
 seed = 5
 output = "{(folder / 'out').as_posix()}"
 [cohort]
-outcomes = "{(COHORT / 'outcomes.csv').as_posix()}"
+outcomes = "{(synthetic / 'outcomes.csv').as_posix()}"
 target = "response"
 subgroups = ["sex"]
 [[modality]]
 name = "clinical"
 plugin = "tabular.file"
-options = {{ path = "{(COHORT / 'tables' / 'clinical_baseline.csv').as_posix()}" }}
+options = {{ path = "{(synthetic / 'tables' / 'clinical_baseline.csv').as_posix()}" }}
 [[modality]]
 name = "ct"
 plugin = "imaging.cnn"
-options = {{ manifest = "{(COHORT / 'imaging' / 'manifest.csv').as_posix()}", folder = "{COHORT.as_posix()}", time_point = "baseline", window = [-150.0, 250.0], shape = [8, 16, 16], width = 8, depth = 1, epochs = 2, patience = 1, cache = "{(folder / 'cache').as_posix()}", saliency_steps = 8 }}
+options = {{ manifest = "{(synthetic / 'imaging' / 'manifest.csv').as_posix()}", folder = "{synthetic.as_posix()}", time_point = "baseline", window = [-150.0, 250.0], shape = [8, 16, 16], width = 8, depth = 1, epochs = 2, patience = 1, cache = "{(folder / 'cache').as_posix()}", saliency_steps = 8 }}
 [fusion]
 plugin = "fusion.concat"
 [model]
@@ -64,6 +71,7 @@ options = {{ max_patients = 20 }}
     return run(spec).path
 
 
+@pytest.mark.slow  # the multimodal run these share (imaging.cnn, saliency) takes 14 s on 2 cores
 def test_the_run_writes_a_report_with_every_section(run_dir):
     text = (run_dir / "report.html").read_text(encoding="utf-8")
     for heading in ("Performance", "Curves", "What drives the predictions", "Subgroup audit", "Provenance"):
@@ -75,8 +83,9 @@ def test_the_run_writes_a_report_with_every_section(run_dir):
     assert sum(summary["modality_shares"].values()) == pytest.approx(1.0)
 
 
+@pytest.mark.slow  # the multimodal run these share (imaging.cnn, saliency) takes 14 s on 2 cores
 def test_reports_carry_no_patient_identifiers(run_dir):
-    ids = pl.read_csv(COHORT / "outcomes.csv")["patient_id"].to_list()
+    ids = pl.read_csv(cohort() / "outcomes.csv")["patient_id"].to_list()
     card = patient_card(run_dir, ids[3])
     for path in (run_dir / "report.html", card):
         text = path.read_text(encoding="utf-8")
@@ -84,6 +93,7 @@ def test_reports_carry_no_patient_identifiers(run_dir):
     assert card.name == f"card-{reference(ids[3], card_key(run_dir))}.html" and ids[3] not in card.name
 
 
+@pytest.mark.slow  # the multimodal run these share (imaging.cnn, saliency) takes 14 s on 2 cores
 def test_card_shows_prediction_contributions_missing_data_and_saliency(run_dir):
     presence = pl.read_parquet(run_dir / "presence.parquet")
     without_scan = presence.filter(~pl.col("ct"))["patient_id"].to_list()
@@ -99,11 +109,13 @@ def test_card_shows_prediction_contributions_missing_data_and_saliency(run_dir):
         assert "ct not available for this patient" in card and "Imaging saliency" not in card
 
 
+@pytest.mark.slow  # the multimodal run these share (imaging.cnn, saliency) takes 14 s on 2 cores
 def test_a_patient_outside_the_run_is_a_clear_error(run_dir):
     with pytest.raises(Exception, match="patient 'nobody' has no out-of-fold prediction in this run"):
         patient_card(run_dir, "nobody")
 
 
+@pytest.mark.slow  # the multimodal run these share (imaging.cnn, saliency) takes 14 s on 2 cores
 def test_report_redraw_reads_only_the_run_directory(run_dir, tmp_path):
     copy = tmp_path / "copied"
     shutil.copytree(run_dir, copy)
@@ -148,6 +160,7 @@ def _render(path: Path, tmp_path: Path) -> dict:
     return result
 
 
+@pytest.mark.slow  # the multimodal run these share (imaging.cnn, saliency) takes 14 s on 2 cores
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
 def test_report_and_card_render_in_headless_chromium(run_dir, tmp_path):
     images = np.load(run_dir / "attributions" / "explain.saliency-images.npz")
@@ -163,12 +176,13 @@ def test_report_and_card_render_in_headless_chromium(run_dir, tmp_path):
     ("regression", '"age"', "model.gbm", ("alt=\"predicted against observed\"", "95% prediction interval")),
 ])
 def test_survival_and_regression_runs_get_their_own_figures(tmp_path, task, target, model, expected):
-    outcomes = pl.read_csv(COHORT / "outcomes.csv")
+    synthetic = cohort(images=False)
+    outcomes = pl.read_csv(synthetic / "outcomes.csv")
     if task == "regression":  # a continuous target the clinical table does not contain
-        clinical = pl.read_csv(COHORT / "tables" / "clinical_baseline.csv")
+        clinical = pl.read_csv(synthetic / "tables" / "clinical_baseline.csv")
         outcomes = outcomes.join(clinical.select("patient_id", "age"), on="patient_id")
     outcomes.write_csv(tmp_path / "outcomes.csv")
-    features = pl.read_csv(COHORT / "tables" / "clinical_baseline.csv").drop("age")
+    features = pl.read_csv(synthetic / "tables" / "clinical_baseline.csv").drop("age")
     features.write_csv(tmp_path / "clinical.csv")
     spec = tmp_path / "spec.toml"
     spec.write_text(f"""
