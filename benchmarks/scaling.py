@@ -7,8 +7,8 @@ For each size: ``tumorboard synth`` writes the synthetic cohort without images
 ``tumorboard run`` fits clinical (tabular.file), EHR (ehr.polars on the OMOP
 tables), mutation and RNA (omics.pca) with fusion.concat and model.logistic,
 5 folds, 1,000 bootstrap replicates, on ``--workers``. Each step is its own
-process; peak memory is that process's maximum resident set (its largest
-worker's, for worker processes, which the OS reports separately). One line per
+process; peak memory is the largest resident set among that step's processes
+(with several workers: the largest worker's or the main process's). One line per
 size: patients, synth seconds, run seconds, run peak GiB, seconds per 1,000
 patients, and the run's slowest stages.
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -55,7 +54,7 @@ options = { path = "omics/mutation.parquet", scale = false, missing_indicators =
 [[modality]]
 name = "rna"
 plugin = "omics.pca"
-options = { path = "omics/rna.parquet" }
+options = { components = 16, layers = [{ name = "rna", path = "omics/rna.parquet" }] }
 
 [model]
 plugin = "model.logistic"
@@ -68,15 +67,21 @@ metrics = ["auroc", "auprc", "accuracy", "brier"]
 
 
 def timed(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Seconds and the peak resident memory (GiB) of the largest process the command ran."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Seconds and the peak resident memory (GiB) of the command's largest process.
+
+    The peak is measured in a helper process that runs only this command, so
+    it is this command's own figure (``resource.RUSAGE_CHILDREN`` of this
+    process would be the running maximum over every command so far).
+    """
+    probe = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(done.returncode)")
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", probe, *command], cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return seconds, peak / 1024**2  # ru_maxrss is in KiB on Linux
+    peak_kib = int(done.stderr.strip().splitlines()[-1])  # ru_maxrss is in KiB on Linux
+    return seconds, peak_kib / 1024**2
 
 
 def main() -> None:
@@ -93,8 +98,6 @@ def main() -> None:
             synth_s, _ = timed([tumorboard, "synth", "--out", str(folder), "--patients", str(n), "--no-images",
                                 "--rna-genes", str(args.rna_genes)], Path(tmp))
             (folder / "spec.toml").write_text(SPEC)
-            # ru_maxrss of children is a running maximum: the run's figure is only exact when it is the
-            # largest so far, which holds here as the run follows the smaller synth and earlier sizes
             run_s, peak = timed([tumorboard, "run", "spec.toml", "--quiet", "--workers", str(args.workers)], folder)
             stages = json.loads((folder / "run" / "provenance.json").read_text())["stages_seconds"]
             slowest = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])[:3])

@@ -107,12 +107,20 @@ def _sorted_groups(values: np.ndarray, descending: bool = False) -> tuple[np.nda
     return order, starts
 
 
+def _group_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Column sums over each run of tied columns (``values`` already in sorted order); without ties,
+    the columns themselves (scores from a model rarely tie, and reduceat costs more than the rest)."""
+    if len(starts) == values.shape[1]:
+        return values
+    return np.add.reduceat(values, starts, axis=1)
+
+
 def _mann_whitney(pos: np.ndarray, neg: np.ndarray, score: np.ndarray, W: np.ndarray) -> np.ndarray:
     """Weighted P(score_pos > score_neg) + 1/2 P(tie): the area under the ROC curve per replicate."""
     order, starts = _sorted_groups(score)
     Wo = W[:, order]
-    pos_g = np.add.reduceat(Wo * pos[order], starts, axis=1)
-    neg_g = np.add.reduceat(Wo * neg[order], starts, axis=1)
+    pos_g = _group_sums(Wo * pos[order], starts)
+    neg_g = _group_sums(Wo * neg[order], starts)
     below = np.cumsum(neg_g, axis=1) - neg_g
     numerator = np.sum(pos_g * (below + 0.5 * neg_g), axis=1)
     return _divide(numerator, pos_g.sum(axis=1) * neg_g.sum(axis=1))
@@ -125,8 +133,8 @@ def _auroc(y: Target, p: np.ndarray, W: np.ndarray) -> np.ndarray:
 def _average_precision(y: Target, p: np.ndarray, W: np.ndarray) -> np.ndarray:
     order, starts = _sorted_groups(p, descending=True)
     Wo = W[:, order]
-    count_g = np.add.reduceat(Wo, starts, axis=1)
-    pos_g = np.add.reduceat(Wo * (y.values[order] == 1), starts, axis=1)
+    count_g = _group_sums(Wo, starts)
+    pos_g = _group_sums(Wo * (y.values[order] == 1), starts)
     tps, seen = np.cumsum(pos_g, axis=1), np.cumsum(count_g, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = tps / seen
@@ -368,8 +376,8 @@ def _weighted_km(y: Target, W: np.ndarray, at: np.ndarray) -> np.ndarray:
     order, starts = _sorted_groups(y.values)
     unique = y.values[order][starts]
     Wo = W[:, order]
-    events = np.add.reduceat(Wo * y.event[order], starts, axis=1)  # type: ignore[index]
-    leaving = np.add.reduceat(Wo, starts, axis=1)
+    events = _group_sums(Wo * y.event[order], starts)  # type: ignore[index]
+    leaving = _group_sums(Wo, starts)
     at_risk = np.cumsum(leaving[:, ::-1], axis=1)[:, ::-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(events != 0, events / at_risk, 0.0)
@@ -420,8 +428,8 @@ def _ipcw_auc(W: np.ndarray, case: np.ndarray, control: np.ndarray, ipcw: np.nda
     """Cases weighted by their IPCW against unweighted controls: the time-dependent AUC at one horizon."""
     order, starts = _sorted_groups(score)
     Wo = W[:, order]
-    case_g = np.add.reduceat(Wo * (case * ipcw)[order], starts, axis=1)
-    control_g = np.add.reduceat(Wo * control[order], starts, axis=1)
+    case_g = _group_sums(Wo * (case * ipcw)[order], starts)
+    control_g = _group_sums(Wo * control[order], starts)
     below = np.cumsum(control_g, axis=1) - control_g
     numerator = np.sum(case_g * (below + 0.5 * control_g), axis=1)
     return _divide(numerator, case_g.sum(axis=1) * control_g.sum(axis=1))

@@ -46,6 +46,33 @@ def xla_flags(threads: int) -> str:
     return f"{kept} {extra}".strip()
 
 
+def worker_environment(threads: int) -> dict[str, str]:
+    """Environment a fresh worker starts with: native pools read these once, when they load
+    (polars' pool cannot be resized later; threadpoolctl caps BLAS/OpenMP again per task)."""
+    return {
+        "OMP_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "POLARS_MAX_THREADS": str(threads),
+        "XLA_FLAGS": xla_flags(threads),
+    }
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` while worker processes are started, restored afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _call(fn: Callable[..., Any], args: tuple, threads: int) -> Any:
     """Run one task under the thread budget (in whatever process the backend chose)."""
     from threadpoolctl import threadpool_limits
@@ -84,14 +111,16 @@ class Executor:
         import cloudpickle  # what loky pickles tasks with
 
         _ship_local_plugins_by_value(cloudpickle)
-        with parallel_config(backend="loky", inner_max_num_threads=self.threads):
+        with _environment(worker_environment(self.threads)), \
+                parallel_config(backend="loky", inner_max_num_threads=self.threads):
             parallel = Parallel(n_jobs=min(self.workers, len(tasks)), return_as="generator")
+            # workers may start while results are read: the environment holds until the last one
             yield from parallel(delayed(_call)(fn, args, self.threads) for args in tasks)
 
     def _ray(self, fn: Callable[..., Any], tasks: list[tuple]) -> Iterator[Any]:
         ray = _ray_module()
         _ship_local_plugins_by_value(ray.cloudpickle)
-        remote = ray.remote(num_cpus=self.threads)(_call)
+        remote = ray.remote(num_cpus=self.threads, runtime_env={"env_vars": worker_environment(self.threads)})(_call)
         refs = [remote.remote(fn, args, self.threads) for args in tasks]
         for ref in refs:  # in submission order: the same order as local
             yield ray.get(ref)
