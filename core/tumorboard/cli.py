@@ -474,4 +474,12 @@ def recommend(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # The work is done and every file is closed. Freezing the collector's objects spares the
+        # interpreter's final collections a scan of everything the scientific stack imported
+        # (0.4-0.5 s of a 3 s run after skops and matplotlib are loaded; exit handlers still run).
+        import gc
+
+        gc.freeze()
