@@ -153,3 +153,24 @@ def test_no_events_and_a_single_class_give_undefined_replicates():
     assert np.isnan(batch_functions("survival")["c_index"](y, np.arange(10.0), np.ones((3, 10)))).all()
     yb = Target("binary", np.ones(10, dtype=np.int64), None, ("0", "1"))
     assert np.isnan(batch_functions("binary")["auroc"](yb, np.linspace(0, 1, 10), np.ones((2, 10)))).all()
+
+
+def test_a_bootstrap_on_workers_gives_the_same_replicates(monkeypatch):
+    """Parts of one bootstrap on two worker processes: the parent's generator states, the same values."""
+    import tumorboard.bootstrap as bootstrap
+    from tumorboard.execution import Executor, using
+
+    y, preds, context = case("survival", 8, n=150)
+    fn = metric_functions("survival", context)["uno_c"]
+    batch = batch_functions("survival", context)["uno_c"]
+    here = estimate("survival", "uno_c", y, preds, bootstrap=90, confidence=0.95, rng=np.random.default_rng(3),
+                    fn=fn, batch=batch)
+    monkeypatch.setattr(bootstrap, "PARALLEL_CELLS", 0)  # this small bootstrap would otherwise stay here
+    rng = np.random.default_rng(3)
+    with using(Executor("local", workers=2, threads=1)):
+        there = estimate("survival", "uno_c", y, preds, bootstrap=90, confidence=0.95, rng=rng, fn=fn, batch=batch)
+    assert there == here
+    follow = np.random.default_rng(3)
+    for W in resampling_weights(follow, len(y), 90):
+        pass
+    assert rng.integers(0, 2**32) == follow.integers(0, 2**32)  # the parent's generator advanced as the loop's

@@ -211,6 +211,11 @@ def using(executor: Executor) -> Iterator[Executor]:
         _current.reset(token)
 
 
+def current_executor() -> Executor | None:
+    """The executor of the run in progress in this process (None outside a run, and in a worker)."""
+    return _current.get()
+
+
 def parallel_map(fn: Callable[..., Any], tasks: Sequence[tuple]) -> list[Any]:
     """``[fn(*args) for args in tasks]`` on the run's executor (in this process outside a run).
 

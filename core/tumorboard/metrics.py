@@ -14,7 +14,7 @@ from functools import partial
 
 import numpy as np
 
-from .bootstrap import BatchFn, batch_functions, replicate_values, resampling_weights
+from .bootstrap import BatchFn, all_replicates, batch_functions, replicate_values
 from .data import Target
 
 MetricFn = Callable[[Target, np.ndarray], float]
@@ -369,7 +369,7 @@ def _bootstrap(value: Callable[[], float], replicates: Callable[[np.ndarray], np
         point = value()
         if bootstrap == 0 or n < 2:
             return Estimate(point, float("nan"), float("nan"), n)
-        values = np.concatenate([replicates(W) for W in resampling_weights(rng, n, bootstrap)])
+        values = all_replicates(replicates, rng, n, bootstrap)
     values = values[np.isfinite(values)]
     if len(values) < max(10, bootstrap // 10):
         return Estimate(point, float("nan"), float("nan"), n)
