@@ -3,6 +3,9 @@
     python examples/prepare_survival_data.py            # into examples/data/ (git-ignored)
 
 - GBSG2 and the veterans' lung cancer trial ship inside scikit-survival.
+- So does the breast cancer expression set (198 patients, 76 genes, 4 clinical
+  covariates, distant metastasis): written as two feature tables, genes.csv and
+  clinical.csv, for multimodal specs (examples/survival-breast-cancer.toml).
 - METABRIC and Rotterdam/GBSG come from ../shared/data/deepsurv-metabric-gbsg (DeepSurv's
   published train/test split); skipped with a message when that folder is absent.
 """
@@ -30,6 +33,23 @@ def write(name: str, features: pl.DataFrame, time, event, split: list[str] | Non
     print(f"{name}: {features.height} patients, {features.width - 1} covariates -> {folder}")
 
 
+def write_breast_cancer(out: Path) -> None:
+    """scikit-survival's breast cancer set as outcomes plus a gene table and a clinical table."""
+    from sksurv.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer()
+    genes = [c for c in X.columns if c.startswith("X")]
+    frame = pl.DataFrame({c: (X[c].astype(str).tolist() if str(X[c].dtype) == "category" else X[c].to_numpy())
+                          for c in X.columns})
+    write("breast-cancer", frame.select(genes), y["t.tdm"], y["e.tdm"].astype(int), None, out)
+    folder = out / "breast-cancer"
+    features = pl.read_csv(folder / "features.csv")
+    features.select("patient_id", *genes).write_csv(folder / "genes.csv")
+    clinical = frame.drop(genes).insert_column(0, features["patient_id"])
+    clinical.write_csv(folder / "clinical.csv")
+    (folder / "features.csv").unlink()
+
+
 def main(out: Path) -> None:
     from sksurv.datasets import load_gbsg2, load_veterans_lung_cancer
 
@@ -40,6 +60,7 @@ def main(out: Path) -> None:
                               for c in X.columns})
         event_field, time_field = y.dtype.names
         write(name, frame, y[time_field], y[event_field].astype(int), None, out)
+    write_breast_cancer(out)
     if not SHARED.is_dir():
         print(f"skipping METABRIC and GBSG: {SHARED} is absent")
         return

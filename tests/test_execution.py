@@ -78,12 +78,14 @@ def test_ray_backend_gives_the_same_bytes_as_local(tmp_path):
 
 
 # figures this spec gave before evaluation was batched and parallel (bootstrap loop, O(n^2) C-index,
-# folds one after another): value, CI low, CI high
+# folds one after another): value, CI low, CI high. One later change, not of evaluation: model.coxnet
+# now fits down its regularisation path to the chosen penalty (a cold start at that penalty could
+# diverge), which moved its baseline survival curves and the IBS's lower bound by 1e-6 (was 0.178479).
 PINNED = {
     "c_index": (0.681876, 0.632476, 0.729648),
     "uno_c": (0.681931, 0.633126, 0.720019),
     "td_auc": (0.767977, 0.701814, 0.824654),
-    "ibs": (0.196856, 0.178479, 0.213691),
+    "ibs": (0.196856, 0.17848, 0.213691),
 }
 
 

@@ -42,9 +42,12 @@ class _SurvivalModel(EstimatorModel):
         self.check_is_fitted()
         return np.asarray(self.estimator_.predict(self.check_matrix(X)), dtype=np.float64)
 
+    def _survival_functions(self, matrix: np.ndarray):
+        return self.estimator_.predict_survival_function(matrix)
+
     def predict_survival(self, X: FeatureBlock, times: np.ndarray) -> np.ndarray:
         self.check_is_fitted()
-        functions = self.estimator_.predict_survival_function(self.check_matrix(X))
+        functions = self._survival_functions(self.check_matrix(X))
         out = np.empty((len(functions), len(times)))
         for i, fn in enumerate(functions):
             lo, hi = fn.domain
@@ -78,11 +81,11 @@ class CoxnetModel(_SurvivalModel):
 
         o = self.options
         target = structured(y)
+        path = CoxnetSurvivalAnalysis(l1_ratio=o.l1_ratio, n_alphas=o.n_alphas, alpha_min_ratio=o.alpha_min_ratio)
+        alphas = path.fit(values, target).alphas_
         if o.alpha is not None:
             alpha = o.alpha
         else:
-            path = CoxnetSurvivalAnalysis(l1_ratio=o.l1_ratio, n_alphas=o.n_alphas, alpha_min_ratio=o.alpha_min_ratio)
-            alphas = path.fit(values, target).alphas_
             folds = StratifiedKFold(o.inner_folds, shuffle=True, random_state=self.seed)
             scores = np.zeros(len(alphas))
             for train, test in folds.split(values, y.event):
@@ -93,7 +96,18 @@ class CoxnetModel(_SurvivalModel):
                     scores[k] += c if np.isfinite(c) else 0.5
             alpha = float(alphas[int(np.argmax(scores))])
         self.alpha_ = np.array([alpha])
-        return CoxnetSurvivalAnalysis(l1_ratio=o.l1_ratio, alphas=[alpha], fit_baseline_model=True).fit(values, target)
+        # Down the regularisation path to the chosen penalty, each solution warm-starting the next: a
+        # fit at that one penalty from zero can diverge ("weights are too large") on wide, correlated
+        # matrices (76 genes, 198 patients) where the path converges.
+        down_to = np.sort(np.unique(np.r_[alphas[alphas > alpha], alpha]))[::-1]
+        return CoxnetSurvivalAnalysis(l1_ratio=o.l1_ratio, alphas=down_to, fit_baseline_model=True).fit(values, target)
+
+    def predict(self, X: FeatureBlock) -> np.ndarray:
+        self.check_is_fitted()
+        return np.asarray(self.estimator_.predict(self.check_matrix(X), alpha=float(self.alpha_[0])), dtype=np.float64)
+
+    def _survival_functions(self, matrix: np.ndarray):
+        return self.estimator_.predict_survival_function(matrix, alpha=float(self.alpha_[0]))
 
 
 class RandomSurvivalForestModel(_SurvivalModel):
