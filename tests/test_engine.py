@@ -225,3 +225,23 @@ def test_multiclass_runs_with_class_probabilities(quickstart):
     result = run(quickstart)
     assert {"p_high", "p_low", "p_mid"} <= set(result.predictions.columns)
     assert result.metrics["overall"]["auroc"]["value"] > 0.8
+
+
+def test_a_component_failure_names_the_outer_fold_and_the_component(quickstart, monkeypatch):
+    from tumorboard_linear.logistic import LogisticModel
+
+    calls = {"n": 0}
+    original = LogisticModel.fit
+
+    def fit_then_fail(self, X, y):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise FloatingPointError("diverged")
+        return original(self, X, y)
+
+    monkeypatch.setattr(LogisticModel, "fit", fit_then_fail)
+    with pytest.raises(RunError) as caught:
+        run(quickstart)
+    message = str(caught.value)
+    assert message.startswith("outer fold repeat 1 fold 3: model (model.logistic) failed in fit()")
+    assert "FloatingPointError: diverged" in message

@@ -146,3 +146,39 @@ def test_equalized_odds_difference_is_the_largest_rate_gap():
     out = equalized_odds(y, p, g)
     assert out["tpr"] == {"a": 1.0, "b": 0.5} and out["fpr"] == {"a": 0.0, "b": 0.5}
     assert out["difference"] == 0.5
+
+
+def test_pooled_c_index_far_from_the_per_fold_mean_is_a_warning():
+    """Two folds ranked perfectly within themselves but on shifted scales: per-fold C is 1, pooled is not."""
+    import warnings
+
+    from tumorboard.data import Cohort
+    from tumorboard.evaluation import check_pooled_against_folds, collect, compute_metrics, per_fold_metrics
+    from tumorboard.splits import Fold
+
+    rng = np.random.default_rng(0)
+    n = 120
+    time = rng.exponential(10, n) + 0.1
+    event = rng.random(n) < 0.8
+    y = Target("survival", time, event, ())
+    cohort = Cohort(tuple(f"P{i}" for i in range(n)), y, {}, None, None)
+    idx = rng.permutation(n)
+    folds = [Fold(0, k, idx[(k + 1) % 2::2], idx[k::2], label=f"fold {k + 1}") for k in range(2)]
+    # risk = -time within each fold (perfect), the second fold shifted far up
+    preds = {(0, k, "test"): -time[f.test] + (1000.0 if k == 1 else 0.0) for k, f in enumerate(folds)}
+
+    class Evaluation:
+        bootstrap, confidence, min_subgroup_size = 50, 0.95, 30
+
+    notes: list[str] = []
+    overall = compute_metrics(cohort, collect(folds, preds, "test"), ["c_index"], Evaluation, 0, notes,
+                              audit=False)["overall"]
+    per_fold = per_fold_metrics(cohort, folds, preds, ["c_index"])
+    assert per_fold["c_index"]["mean"] == 1.0 and overall["c_index"]["value"] < 0.9
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        per_fold["c_index"]["sd"] = 0.01
+        assert check_pooled_against_folds("survival", overall, per_fold, notes) == {"c_index": True}
+    assert "quote the per-fold mean" in notes[-1]
+    close = {"c_index": {"value": 0.7}}
+    assert check_pooled_against_folds("survival", close, {"c_index": {"mean": 0.705, "sd": 0.02}}, []) == {"c_index": False}

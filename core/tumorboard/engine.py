@@ -23,12 +23,13 @@ from .card import write_card_key
 from .cohort import load_cohort
 from .components import Modality, paths_in_options
 from .data import Cohort, FeatureBlock
-from .errors import DataError, TumorboardWarning
+from .errors import ComponentError, DataError, RunError, TumorboardWarning
 from .execution import Executor, make_executor, using
 from .evaluation import (
     Scored,
     ablation_metrics,
     ablation_subsets,
+    check_pooled_against_folds,
     collect,
     compute_metrics,
     curves,
@@ -103,6 +104,15 @@ class FoldResult:
     fitted: Pipeline | None = None
 
 
+@contextmanager
+def _failure_names(where: str) -> Iterator[None]:
+    """A component's error, prefixed with where in the run it happened (the fold, the ablation subset)."""
+    try:
+        yield
+    except (DataError, ComponentError, RunError) as err:
+        raise type(err)(f"{where}: {err}") from err
+
+
 def fit_fold(pipeline: Pipeline, cohort: Cohort, fold: Fold, n_classes: int, context,
              subsets: dict[str, tuple[str, ...]], keep_fitted: bool = False) -> FoldResult:
     """Fit a fresh pipeline on one fold's training patients and predict its other sets.
@@ -114,22 +124,24 @@ def fit_fold(pipeline: Pipeline, cohort: Cohort, fold: Fold, n_classes: int, con
     start = time.perf_counter()
     y = cohort.target
     train_ids = [cohort.ids[i] for i in fold.train]
-    fitted = pipeline.clone().fit(train_ids, y.take(fold.train))
-    predictions: dict[str, np.ndarray] = {}
-    frames = []
-    for set_name, index in {"test": fold.test, **fold.extra}.items():
-        if len(index) == 0:
-            continue
-        pipeline.on_stage(f"{fold.label}: predicting {len(index)} {set_name} patients")
-        pred = _predict(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
-        predictions[set_name] = pred
-        frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
+    with _failure_names(f"outer fold {fold.label}"):
+        fitted = pipeline.clone().fit(train_ids, y.take(fold.train))
+        predictions: dict[str, np.ndarray] = {}
+        frames = []
+        for set_name, index in {"test": fold.test, **fold.extra}.items():
+            if len(index) == 0:
+                continue
+            pipeline.on_stage(f"{fold.label}: predicting {len(index)} {set_name} patients")
+            pred = _predict(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
+            predictions[set_name] = pred
+            frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
     ablation = {}
     for label, names in subsets.items():
         # the fold's fitted modalities are reused: only fusion and model are refitted
         pipeline.on_stage(f"{fold.label}: ablation, {label}")
-        sub = fitted.ablated(names).fit(train_ids, y.take(fold.train), refit_modalities=False)
-        ablation[label] = _predict(sub, [cohort.ids[i] for i in fold.test], y, n_classes, context)
+        with _failure_names(f"outer fold {fold.label}, ablation subset {label!r} ({', '.join(names)})"):
+            sub = fitted.ablated(names).fit(train_ids, y.take(fold.train), refit_modalities=False)
+            ablation[label] = _predict(sub, [cohort.ids[i] for i in fold.test], y, n_classes, context)
     return FoldResult(predictions, frames, ablation, time.perf_counter() - start, fitted if keep_fitted else None)
 
 
@@ -345,6 +357,8 @@ def run(
                 metrics["folds"] = len(folds)
                 if len(folds) > 1:
                     metrics["per_fold"] = per_fold_metrics(cohort, folds, fold_preds, metric_names, context)  # type: ignore[arg-type]
+                    metrics["pooled_differs"] = check_pooled_against_folds(
+                        rs.run.task, metrics["overall"], metrics["per_fold"], notes)
                 if rs.evaluation.strategy == "site":
                     metrics["sites"] = {}
                     for fold in folds:
@@ -365,7 +379,8 @@ def run(
 
             with stages(f"refit on all {len(cohort)} patients"):
                 pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")
-                final = pipeline.clone().fit(list(cohort.ids), y)
+                with _failure_names(f"refit on all {len(cohort)} patients"):
+                    final = pipeline.clone().fit(list(cohort.ids), y)
                 final.save(stage / "pipeline", _raw_options(loaded), {"task": y.kind, "classes": list(y.classes)},
                            _pinned_distributions(loaded))
                 _write_presence(stage / "presence.parquet", final, list(cohort.ids))

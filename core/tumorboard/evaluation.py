@@ -99,6 +99,32 @@ def per_fold_metrics(cohort: Cohort, folds: list[Fold], fold_preds: dict[tuple[i
     return result
 
 
+# rank metrics that compare patients across folds when pooled: scale shifts between folds move them
+POOLED_RANK_METRICS = ("c_index", "uno_c")
+
+
+def check_pooled_against_folds(task: str, overall: dict[str, Any], per_fold: dict[str, Any],
+                               notes: list[str]) -> dict[str, bool]:
+    """Warn when a survival rank metric pooled over folds and its per-fold mean differ by more than the
+    per-fold SD: each fold's model put its risks on its own scale (stacking does), so pooling compares
+    patients across scales and the per-fold mean +/- SD is the figure to quote."""
+    flagged: dict[str, bool] = {}
+    if task != "survival":
+        return flagged
+    for m in POOLED_RANK_METRICS:
+        if m not in overall or m not in per_fold:
+            continue
+        pooled, mean, sd = overall[m]["value"], per_fold[m]["mean"], per_fold[m]["sd"]
+        if pooled is None or not np.isfinite(mean) or not np.isfinite(sd):
+            continue
+        flagged[m] = bool(abs(pooled - mean) > max(sd, 0.005))  # (a floor: folds that agree exactly have SD 0)
+        if flagged[m]:
+            warn(f"{m}: the pooled out-of-fold value {pooled:.3f} and the mean of the per-fold values {mean:.3f} "
+                 f"differ by more than their spread (SD {sd:.3f}): the folds' risk scores are on different scales, "
+                 "so pooling compares patients across scales; quote the per-fold mean +/- SD", notes)
+    return flagged
+
+
 def compute_metrics(
     cohort: Cohort, scored: Scored, metric_names: list[str], evaluation, seed: int, notes: list[str],
     audit: bool = True, context: SurvivalContext | None = None,
