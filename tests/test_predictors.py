@@ -226,3 +226,81 @@ def test_breast_cancer_coxnet_runs_complete(tmp_path, variant):
     c = metrics["overall"]["c_index"]
     assert 0.55 < c["value"] < 0.85 and c["ci_low"] < c["value"] < c["ci_high"]
     assert metrics["per_fold"]["c_index"]["sd"] is not None
+
+
+def _overconfident_spec(tmp_path: Path, calibration: str | None, patients: int = 1500, shuffle: bool = False) -> Path:
+    spec = fast(write_quickstart(tmp_path, patients=patients, seed=8, shuffle_labels=shuffle), bootstrap=50)
+    shutil.copy(Path(__file__).parent / "overconfident_plugin.py", tmp_path / "overconfident_plugin.py")
+    model = 'plugin = "model.overconfident"' + (f'\ncalibration = "{calibration}"' if calibration else "")
+    text = spec.read_text(encoding="utf-8").replace('plugin = "model.logistic"', model)
+    text = text.replace('metrics = ["auroc", "accuracy", "brier"]', 'metrics = ["auroc", "ece", "brier"]')
+    spec.write_text(text + '\n[plugins]\nmodules = ["overconfident_plugin"]\n', encoding="utf-8")
+    return spec
+
+
+def test_the_calibration_warning_names_what_the_spec_can_set(tmp_path):
+    with pytest.warns(UserWarning, match=r'set calibration = "isotonic" \(or "sigmoid"\) in \[model\]'):
+        run(_overconfident_spec(tmp_path, None))
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_the_engine_calibrates_any_binary_model(tmp_path, method):
+    """A local, overconfident model (no calibration of its own) is calibrated by [model] calibration."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run(_overconfident_spec(tmp_path, method))
+    assert not any("poorly calibrated" in str(w.message) for w in caught)
+    assert not result.metrics["curves"]["calibration"]["flagged"]
+    assert result.metrics["overall"]["ece"]["value"] < 0.06
+    assert result.metrics["overall"]["auroc"]["value"] > 0.7  # calibration keeps the ranking (isotonic: nearly)
+    manifest = json.loads((result.path / "pipeline" / "manifest.json").read_text())
+    assert manifest["calibration"]["method"] == method  # saved as plain numbers with the pipeline
+
+
+def test_calibration_sees_training_patients_only(tmp_path):
+    """Permuted labels: a calibrated model still scores at chance out of fold."""
+    result = run(_overconfident_spec(tmp_path, "isotonic", patients=600, shuffle=True))
+    auroc = result.metrics["overall"]["auroc"]
+    assert auroc["ci_low"] < 0.5 < auroc["ci_high"]
+
+
+def test_calibration_is_refused_where_it_cannot_apply(tmp_path):
+    from tumorboard.errors import SpecError
+    from tumorboard.spec import load_spec
+
+    spec = write_quickstart(tmp_path / "a", patients=60, seed=0)
+    spec.write_text(spec.read_text().replace('plugin = "model.logistic"',
+                                             'plugin = "model.gbm"\ncalibration = "isotonic"\n'
+                                             'options = { calibration = "sigmoid" }'))
+    with pytest.raises(SpecError, match="calibrated twice"):
+        load_spec(spec)
+    spec = write_quickstart(tmp_path / "b", patients=60, seed=0)
+    text = spec.read_text().replace('task = "binary"', 'task = "regression"').replace(
+        'plugin = "model.logistic"', 'plugin = "model.gbm"\ncalibration = "sigmoid"')
+    spec.write_text(text)
+    with pytest.raises(SpecError, match="calibrates binary probabilities; this is a regression task"):
+        load_spec(spec)
+
+
+@pytest.mark.parametrize("bad", [
+    {"method": "isotonic", "x": [0.0, 1.0], "y": [0.0], "extra": 1},
+    {"method": "isotonic", "x": "os.system", "y": [0.0]},
+    {"method": "sigmoid", "a": float("nan"), "b": 0.0},
+    {"method": "__import__", "a": 1.0, "b": 0.0},
+])
+def test_a_tampered_calibration_is_refused(tmp_path, bad):
+    """The calibrator is read back as numbers only: anything else in its place stops the load."""
+    import warnings
+
+    from tumorboard.calibration import checked_calibrator
+    from tumorboard.errors import RunError
+
+    with pytest.raises(RunError, match="saved calibration is malformed"):
+        checked_calibrator(bad, "pipeline/manifest.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run(_overconfident_spec(tmp_path, "sigmoid", patients=300))
+    saved = json.loads((result.path / "pipeline" / "manifest.json").read_text())["calibration"]
+    assert checked_calibrator(saved, "manifest") == saved

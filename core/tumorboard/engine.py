@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import polars as pl
 
+from .calibration import Calibration
 from .card import write_card_key
 from .cohort import load_cohort
 from .components import Modality, paths_in_options
@@ -312,7 +313,10 @@ def run(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TumorboardWarning)
         cohort = load_run_cohort(loaded)
-        pipeline = Pipeline(list(zip([m.name for m in rs.modality], loaded.modalities, strict=True)), loaded.fusion, loaded.model)  # type: ignore[arg-type]
+        calibration = (Calibration(rs.model.calibration, rs.model.calibration_folds)  # type: ignore[arg-type]
+                       if rs.model.calibration != "none" else None)
+        pipeline = Pipeline(list(zip([m.name for m in rs.modality], loaded.modalities, strict=True)), loaded.fusion,
+                            loaded.model, calibration=calibration)  # type: ignore[arg-type]
         check_modality_coverage(cohort, pipeline.modalities, notes)
         split_source = str(rs.evaluation.split_file or f"{rs.cohort.outcomes}:{rs.evaluation.split_column}")
         folds = make_folds(cohort, rs.evaluation, rs.run.seed, cohort.split, split_source)
@@ -349,7 +353,8 @@ def run(
                 scored = collect(folds, fold_preds, "test")
                 metrics = compute_metrics(cohort, scored, metric_names, rs.evaluation, rs.run.seed, notes,  # type: ignore[arg-type]
                                           context=context)
-                metrics["curves"] = curves(cohort, scored, rs.evaluation, notes)  # type: ignore[arg-type]
+                metrics["curves"] = curves(cohort, scored, rs.evaluation, notes,  # type: ignore[arg-type]
+                                           calibration_advice(rs.run.task, rs.model))
                 if context is not None:
                     metrics["horizons"] = list(context.horizons)
                 metrics["task"] = rs.run.task
@@ -488,6 +493,15 @@ def _cross_validate(pipeline: Pipeline, cohort: Cohort, folds: list[Fold], n_cla
     for fold, result in zip(remaining, executor.map(fit_fold, tasks), strict=True):
         keep(fold, result)
     return fold_preds, frames, ablation_preds
+
+
+def calibration_advice(task: str, model) -> str | None:
+    """What the spec can do about poorly calibrated probabilities (None: nothing left to set)."""
+    if task == "binary" and model.calibration == "none":
+        return 'set calibration = "isotonic" (or "sigmoid") in [model]'
+    if task == "multiclass" and model.plugin == "model.gbm" and model.options.get("calibration", "none") == "none":
+        return 'set options.calibration = "isotonic" (or "sigmoid") for model.gbm in [model]'
+    return None
 
 
 def _raw_options(loaded: LoadedSpec) -> dict[str, dict]:

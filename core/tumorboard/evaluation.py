@@ -237,7 +237,8 @@ def roc_points(y: np.ndarray, p: np.ndarray, max_points: int = 200) -> dict[str,
             "pr": {"recall": np.round(recall[pick_pr], 5).tolist(), "precision": np.round(precision[pick_pr], 5).tolist()}}
 
 
-def calibration_check(y: np.ndarray, p: np.ndarray, limit: float, notes: list[str], seed: int = 0) -> dict[str, Any]:
+def calibration_check(y: np.ndarray, p: np.ndarray, limit: float, notes: list[str], seed: int = 0,
+                      advice: str | None = None) -> dict[str, Any]:
     """ECE of the pooled out-of-fold probabilities, flagged when it exceeds ``limit`` and chance.
 
     In small samples even perfectly calibrated probabilities have a sizeable ECE,
@@ -256,8 +257,8 @@ def calibration_check(y: np.ndarray, p: np.ndarray, limit: float, notes: list[st
     flagged = ece > limit and ece > chance
     if flagged:
         warn(f"predicted probabilities look poorly calibrated: expected calibration error {ece:.3f} > {limit} "
-             f"(calibrated probabilities would give at most {chance:.3f} here); "
-             "consider a model option calibration = \"isotonic\" (or \"sigmoid\")", notes)
+             f"(calibrated probabilities would give at most {chance:.3f} here)" + (f"; {advice}" if advice else ""),
+             notes)
     return {"ece": round(ece, 6), "limit": limit, "chance_95": round(chance, 6), "flagged": bool(flagged)}
 
 
@@ -285,7 +286,7 @@ def risk_groups(y: Target, risk: np.ndarray, groups: int, thresholds: list[float
     return out
 
 
-def curves(cohort: Cohort, scored: Scored, evaluation, notes: list[str]) -> dict[str, Any]:
+def curves(cohort: Cohort, scored: Scored, evaluation, notes: list[str], advice: str | None = None) -> dict[str, Any]:
     """Everything beyond scalar metrics that the report draws, computed on pooled predictions."""
     y = cohort.target.take(scored.index)
     p = scored.mean()
@@ -294,10 +295,10 @@ def curves(cohort: Cohort, scored: Scored, evaluation, notes: list[str]) -> dict
             "reliability": reliability_curve(y.values, p),
             "decision_curve": decision_curve(y.values, p),
             **roc_points(y.values, p),
-            "calibration": calibration_check(y.values, p, evaluation.ece_warning, notes),
+            "calibration": calibration_check(y.values, p, evaluation.ece_warning, notes, advice=advice),
         }
     if y.kind == "multiclass":
-        return {"calibration": calibration_check(y.values, p, evaluation.ece_warning, notes)}
+        return {"calibration": calibration_check(y.values, p, evaluation.ece_warning, notes, advice=advice)}
     if y.kind == "survival":
         risk = p if p.ndim == 1 else p[:, 0]
         return {"risk_groups": risk_groups(y, risk, evaluation.risk_groups, evaluation.risk_thresholds)}

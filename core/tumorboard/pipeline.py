@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import Calibration, apply_calibrator, checked_calibrator, cross_fitted, fit_calibrator
 from .components import Component, Fusion, Model, Modality
 from .data import FeatureBlock, Target
 from pydantic import ValidationError
@@ -29,10 +30,13 @@ class Pipeline:
     model: Model
     on_stage: Callable[[str], None] = field(default=lambda stage: None, repr=False)
     """Called with a short description as each stage starts (the engine's progress)."""
+    calibration: Calibration | None = None
+    """Binary probability calibration of the model (``[model] calibration``); fitted as ``calibrator_``."""
 
     def clone(self) -> Pipeline:
         return Pipeline(
-            [(n, m.clone()) for n, m in self.modalities], self.fusion.clone(), self.model.clone(), self.on_stage
+            [(n, m.clone()) for n, m in self.modalities], self.fusion.clone(), self.model.clone(), self.on_stage,
+            self.calibration,
         )
 
     def _call(self, what: str, component: Component, method: str, *args):
@@ -80,7 +84,7 @@ class Pipeline:
         of the fusion and the model: ``fit(ids, y, refit_modalities=False)`` fits only those two."""
         keep = set(names)
         sub = Pipeline([(n, m) for n, m in self.modalities if n in keep], self.fusion.clone(), self.model.clone(),
-                       self.on_stage)
+                       self.on_stage, self.calibration)
         sub._blocks = {ids: [b for b in blocks if b.modality in keep] for ids, blocks in self.__dict__.get("_blocks", {}).items()}
         return sub
 
@@ -91,8 +95,25 @@ class Pipeline:
         # kept so features() of the same patients (explainers, therapy learners) is not recomputed
         self._fitted_on = (tuple(str(i) for i in ids), X)
         self.on_stage(f"fitting model ({self.model.name})")
+        self.calibrator_ = None
+        if self.calibration is not None:
+            # before the model's own fit: the inner folds fit clones of the unfitted model
+            self.on_stage(f"calibrating {self.model.name} ({self.calibration.method}, "
+                          f"{self.calibration.folds} inner folds)")
+            p = self._cross_fit(X, y)
+            self.calibrator_ = fit_calibrator(self.calibration.method, p, y.values)
         self._call("model", self.model, "fit", X, y)
         return self
+
+    def _cross_fit(self, X: FeatureBlock, y: Target) -> np.ndarray:
+        try:
+            return cross_fitted(self.model, X, y, self.calibration.folds, self.model.seed)  # type: ignore[union-attr]
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except TumorboardError as err:
+            raise type(err)(f"model ({self.model.name}), calibration: {err}") from err
+        except Exception as err:
+            raise RunError(f"model ({self.model.name}) failed while calibrating: {type(err).__name__}: {err}") from err
 
     def features(self, ids: Sequence[str]) -> FeatureBlock:
         """The fused block for ``ids`` (the training patients' block is reused, not recomputed)."""
@@ -119,6 +140,9 @@ class Pipeline:
                 f"model ({self.model.name}): predict() returned {int((~np.isfinite(pred)).sum())} "
                 "non-finite value(s); a model must predict for every patient it is given"
             )
+        calibrator = getattr(self, "calibrator_", None)
+        if calibrator is not None and task == "binary":
+            pred = apply_calibrator(calibrator, pred)
         return pred
 
     # --- on disk ------------------------------------------------------------
@@ -148,6 +172,8 @@ class Pipeline:
                 "state": stem,
             })
         manifest = {"format": PIPELINE_FORMAT, **(meta or {}), "components": entries}
+        if getattr(self, "calibrator_", None) is not None:
+            manifest["calibration"] = self.calibrator_
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
     @classmethod
@@ -211,7 +237,9 @@ class Pipeline:
                 fusion = component
             else:
                 model = component
-        return cls(modalities, fusion, model)  # type: ignore[arg-type]
+        pipeline = cls(modalities, fusion, model)  # type: ignore[arg-type]
+        pipeline.calibrator_ = checked_calibrator(manifest.get("calibration"), str(folder / "manifest.json"))
+        return pipeline
 
 
 def check_block(block: object, ids: Sequence[str], what: str, plugin: str, rename: str | None = None) -> FeatureBlock:

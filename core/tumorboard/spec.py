@@ -77,6 +77,15 @@ class ComponentSpec(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class ModelSpec(ComponentSpec):
+    """``[model]``: the predictor, and the engine's probability calibration for binary tasks."""
+
+    calibration: Literal["none", "isotonic", "sigmoid"] = Field(
+        "none", description="Binary tasks: calibrate any model's probabilities (isotonic regression or Platt's "
+        "sigmoid), fitted on inner out-of-fold predictions of the training patients.")
+    calibration_folds: int = Field(3, ge=2, description="Inner folds of the training patients used to calibrate.")
+
+
 class ModalitySpec(ComponentSpec):
     """``[[modality]]``: one data source."""
 
@@ -218,7 +227,7 @@ class RunSpec(_Strict):
     cohort: CohortSection
     modality: list[ModalitySpec] = Field(min_length=1)
     fusion: ComponentSpec = Field(default_factory=lambda: ComponentSpec(plugin="fusion.concat"))
-    model: ComponentSpec
+    model: ModelSpec
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     explainer: list[ComponentSpec] = Field(default_factory=list)
     plugins: PluginsSection = Field(default_factory=PluginsSection)
@@ -236,6 +245,13 @@ class RunSpec(_Strict):
                 raise ValueError('a survival task needs cohort.target = ["time_column", "event_column"]')
         elif not isinstance(self.cohort.target, str):
             raise ValueError(f"a {self.run.task} task needs cohort.target to be one column name")
+        if self.model.calibration != "none":
+            if self.run.task != "binary":
+                raise ValueError(f"model.calibration calibrates binary probabilities; this is a {self.run.task} task "
+                                 '(remove it, or for multiclass use model.gbm\'s options.calibration)')
+            if str(self.model.options.get("calibration", "none")) != "none":
+                raise ValueError("the model is calibrated twice: set model.calibration or the model's own "
+                                 "options.calibration, not both")
         return self
 
 
@@ -512,7 +528,9 @@ def spec_json_schema(registry: PluginRegistry) -> dict[str, Any]:
 
     modality = variants("modality", _Strict, {"name": (str, Field(description="Modality name."))})
     fusion = variants("fusion", _Strict, {})
-    model = variants("model", _Strict, {})
+    model = variants("model", _Strict, {
+        name: (ModelSpec.model_fields[name].annotation, ModelSpec.model_fields[name])
+        for name in ("calibration", "calibration_folds")})
     explainer = variants("explainer", _Strict, {})
     schema_model = create_model(
         "RunSpecSchema",
