@@ -58,13 +58,18 @@ def quickstart(tmp_path: Path) -> Path:
 # The kit checks of the Flax components compile and train a network per check (5-13 s each on 2 cores):
 # they run in the slow pass (`python -m pytest -q -m slow`, which CI runs); the default suite runs the
 # kit on every other component.
+# The omics autoencoder's kit runs on two configurations: the plain one stays in the default suite,
+# the variational, supervised one with an output head (ids ending in 1]) joins the slow pass.
 HEAVY_KIT_CHECKS = ("[imaging.cnn-check_", "[fusion.attention-check_")
+HEAVY_SECOND_CONFIGURATION = ("[omics.autoencoder-check_",)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     for item in items:
-        if any(marker in item.nodeid for marker in HEAVY_KIT_CHECKS):
+        heavy = any(marker in item.nodeid for marker in HEAVY_KIT_CHECKS)
+        second = any(marker in item.nodeid for marker in HEAVY_SECOND_CONFIGURATION) and item.nodeid.endswith("1]")
+        if heavy or second:
             item.add_marker(pytest.mark.slow)
 
 
