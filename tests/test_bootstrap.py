@@ -83,9 +83,9 @@ def test_batched_replicates_equal_the_loop(task, metric):
         y, preds, context = case(task, seed)
         fn = metric_functions(task, context)[metric]
         batch = batch_functions(task, context)[metric]
-        old = loop_replicates(task, metric, y, preds, fn, seed, 60)
-        new = batched_replicates(task, metric, y, preds, batch, seed, 60)
-        assert np.isfinite(old).sum() > 30, "the reference must be defined on most replicates"
+        old = loop_replicates(task, metric, y, preds, fn, seed, 40)
+        new = batched_replicates(task, metric, y, preds, batch, seed, 40)
+        assert np.isfinite(old).sum() > 20, "the reference must be defined on most replicates"
         if (task, metric) in EXACT:
             np.testing.assert_array_equal(new, old)
         else:
