@@ -309,3 +309,20 @@ def test_a_tampered_calibration_is_refused(tmp_path, bad):
         checked_calibrator(bad, "pipeline/manifest.json")
     good = {"method": "isotonic", "x": [0.1, 0.5, 0.9], "y": [0.2, 0.4, 0.7]}
     assert checked_calibrator(good, "manifest") == good
+
+
+def test_predict_applies_the_saved_calibrator(tmp_path):
+    """New patients get the refit model's probabilities passed through the refit's calibrator."""
+    from tumorboard.calibration import apply_calibrator
+    from tumorboard.predict import predict_new
+
+    plain = fast(write_quickstart(tmp_path / "plain", patients=200, seed=3), bootstrap=10)
+    calibrated = fast(write_quickstart(tmp_path / "calibrated", patients=200, seed=3), bootstrap=10)
+    calibrated.write_text(calibrated.read_text().replace('plugin = "model.logistic"',
+                                                         'plugin = "model.logistic"\ncalibration = "sigmoid"'))
+    plain_run, calibrated_run = run(plain).path, run(calibrated).path
+    raw = predict_new(plain_run, plain.parent)["y_pred"].to_numpy()
+    got = predict_new(calibrated_run, calibrated.parent)["y_pred"].to_numpy()
+    saved = json.loads((calibrated_run / "pipeline" / "manifest.json").read_text())["calibration"]
+    np.testing.assert_allclose(got, apply_calibrator(saved, raw), rtol=1e-12)
+    assert not np.allclose(got, raw)
