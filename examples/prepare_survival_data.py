@@ -21,7 +21,9 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data" / "deepsurv-metabric-gbsg"
 
 
-def write(name: str, features: pl.DataFrame, time, event, split: list[str] | None, out: Path) -> None:
+def write(name: str, features: pl.DataFrame, time, event, split: list[str] | None, out: Path,
+          tables: dict[str, pl.DataFrame] | None = None) -> None:
+    """outcomes.csv and features.csv (or, with ``tables``, one CSV per named table) with patient ids."""
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     ids = [f"{name.upper()}-{i:05d}" for i in range(features.height)]
@@ -29,8 +31,11 @@ def write(name: str, features: pl.DataFrame, time, event, split: list[str] | Non
     if split is not None:
         outcomes = outcomes.with_columns(split=pl.Series(split))
     outcomes.write_csv(folder / "outcomes.csv")
-    features.insert_column(0, pl.Series("patient_id", ids)).write_csv(folder / "features.csv")
-    print(f"{name}: {features.height} patients, {features.width - 1} covariates -> {folder}")
+    tables = tables or {"features.csv": features}
+    covariates = sum(table.width for table in tables.values())
+    for file_name, table in tables.items():
+        table.insert_column(0, pl.Series("patient_id", ids)).write_csv(folder / file_name)
+    print(f"{name}: {features.height} patients, {covariates} covariates -> {folder}")
 
 
 def write_breast_cancer(out: Path) -> None:
@@ -41,13 +46,8 @@ def write_breast_cancer(out: Path) -> None:
     genes = [c for c in X.columns if c.startswith("X")]
     frame = pl.DataFrame({c: (X[c].astype(str).tolist() if str(X[c].dtype) == "category" else X[c].to_numpy())
                           for c in X.columns})
-    write("breast-cancer", frame.select(genes), y["t.tdm"], y["e.tdm"].astype(int), None, out)
-    folder = out / "breast-cancer"
-    features = pl.read_csv(folder / "features.csv")
-    features.select("patient_id", *genes).write_csv(folder / "genes.csv")
-    clinical = frame.drop(genes).insert_column(0, features["patient_id"])
-    clinical.write_csv(folder / "clinical.csv")
-    (folder / "features.csv").unlink()
+    write("breast-cancer", frame, y["t.tdm"], y["e.tdm"].astype(int), None, out,
+          tables={"genes.csv": frame.select(genes), "clinical.csv": frame.drop(genes)})
 
 
 def main(out: Path) -> None:

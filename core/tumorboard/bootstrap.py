@@ -95,7 +95,8 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(b == 0, np.nan, out)
 
 
-def _labels(p: np.ndarray) -> np.ndarray:
+def predicted_labels(p: np.ndarray) -> np.ndarray:
+    """Class labels of probabilities: threshold 0.5 for binary, the largest for multiclass."""
     return (p >= 0.5).astype(np.int64) if p.ndim == 1 else np.argmax(p, axis=1)
 
 
@@ -118,7 +119,7 @@ def _confusion(y: np.ndarray, pred: np.ndarray, W: np.ndarray, k: int) -> tuple[
 
 
 def _binary_counts(y: np.ndarray, p: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, ...]:
-    tp, true, predicted = _confusion(y, _labels(p), W, 2)
+    tp, true, predicted = _confusion(y, predicted_labels(p), W, 2)
     n = _total(W)
     tp1, fp1, fn1 = tp[:, 1], predicted[:, 1] - tp[:, 1], true[:, 1] - tp[:, 1]
     tn1 = n - tp1 - fp1 - fn1
@@ -127,7 +128,7 @@ def _binary_counts(y: np.ndarray, p: np.ndarray, W: np.ndarray) -> tuple[np.ndar
 
 def _f1_average(y: np.ndarray, p: np.ndarray, W: np.ndarray, k: int, average: str) -> np.ndarray:
     """scikit-learn's f1_score(average=...) over the labels present in truth or prediction."""
-    tp, true, predicted = _confusion(y, _labels(p), W, k)
+    tp, true, predicted = _confusion(y, predicted_labels(p), W, k)
     denom = true + predicted
     with np.errstate(divide="ignore", invalid="ignore"):
         f = np.where(denom > 0, 2 * tp / denom, 0.0)
@@ -196,7 +197,8 @@ def _ece(y: np.ndarray, p: np.ndarray, W: np.ndarray, bins: int = 10) -> np.ndar
     return gap.sum(axis=1) / _total(W)
 
 
-def _log_loss_binary(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+def binary_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Each patient's log loss of a positive-class probability (clipped away from 0 and 1)."""
     c = np.clip(p, 1e-15, 1 - 1e-15)
     return -(y * np.log(c) + (1 - y) * np.log(1 - c))
 
@@ -223,7 +225,7 @@ def _f1_binary(y: Target, p: np.ndarray, W: np.ndarray) -> np.ndarray:
 BINARY: dict[str, BatchFn] = {
     "auroc": _auroc,
     "auprc": _average_precision,
-    "accuracy": lambda y, p, W: _weighted_mean(W, (_labels(p) == y.values).astype(np.float64)),
+    "accuracy": lambda y, p, W: _weighted_mean(W, (predicted_labels(p) == y.values).astype(np.float64)),
     "balanced_accuracy": _balanced_binary,
     "sensitivity": _ratio_of(0, (0, 3)),
     "specificity": _ratio_of(1, (1, 2)),
@@ -232,7 +234,7 @@ BINARY: dict[str, BatchFn] = {
     "f1_macro": lambda y, p, W: _f1_average(y.values, p, W, 2, "macro"),
     "f1_weighted": lambda y, p, W: _f1_average(y.values, p, W, 2, "weighted"),
     "brier": lambda y, p, W: _weighted_mean(W, (p - y.values) ** 2),
-    "log_loss": lambda y, p, W: _weighted_mean(W, _log_loss_binary(y.values, p)),
+    "log_loss": lambda y, p, W: _weighted_mean(W, binary_log_loss(y.values, p)),
     "ece": lambda y, p, W: _ece(y.values, p, W),
 }
 
@@ -246,7 +248,7 @@ def _multiclass_auroc(y: Target, p: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 
 def _balanced_multiclass(y: Target, p: np.ndarray, W: np.ndarray) -> np.ndarray:
-    tp, true, _ = _confusion(y.values, _labels(p), W, p.shape[1])
+    tp, true, _ = _confusion(y.values, predicted_labels(p), W, p.shape[1])
     present = true > 0
     recall = np.where(present, tp / np.where(present, true, 1.0), 0.0)
     return recall.sum(axis=1) / present.sum(axis=1)
@@ -358,12 +360,13 @@ def weighted_concordance(time: np.ndarray, event: np.ndarray, risk: np.ndarray, 
     return result
 
 
-def _risk(p: np.ndarray) -> np.ndarray:
+def risk_scores(p: np.ndarray) -> np.ndarray:
+    """Survival predictions are a risk score (n,), or (n, 1 + T): risk, then S(t) on the time grid."""
     return p if p.ndim == 1 else p[:, 0]
 
 
 def _harrell(y: Target, p: np.ndarray, W: np.ndarray) -> np.ndarray:
-    return weighted_concordance(y.values, y.event, _risk(p), W)  # type: ignore[arg-type]
+    return weighted_concordance(y.values, y.event, risk_scores(p), W)  # type: ignore[arg-type]
 
 
 def _censoring(ctx) -> object:
@@ -394,7 +397,7 @@ def _finite(p: np.ndarray, W: np.ndarray) -> bool:
 
 
 def _uno(ctx, y: Target, p: np.ndarray, W: np.ndarray) -> np.ndarray:
-    risk = _risk(p)
+    risk = risk_scores(p)
     if not _finite(risk, W):
         return np.full(len(W), np.nan)
     tau = max(ctx.horizons) if ctx.horizons else None
@@ -427,7 +430,7 @@ def _weighted_km(y: Target, W: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 def _td_auc(ctx, y: Target, p: np.ndarray, W: np.ndarray) -> np.ndarray:
     """scikit-survival's cumulative_dynamic_auc mean over the horizons inside each replicate's follow-up."""
-    risk = _risk(p)
+    risk = risk_scores(p)
     out = np.full(len(W), np.nan)
     if not _finite(risk, W):
         return out
@@ -512,23 +515,29 @@ SURVIVAL: dict[str, BatchFn] = {
     "td_auc": _td_auc,  # type: ignore[dict-item]
     "ibs": _ibs,  # type: ignore[dict-item]
 }
-_NEEDS_CONTEXT = {"uno_c", "td_auc", "ibs"}
+NEEDS_CONTEXT = {"uno_c", "td_auc", "ibs"}
 
 BATCHES: dict[str, dict[str, BatchFn]] = {
     "binary": BINARY, "multiclass": MULTICLASS, "regression": REGRESSION, "survival": SURVIVAL,
 }
 
 
-def batch_functions(task: str, context=None) -> dict[str, BatchFn]:
-    """The batched metric functions of a task, survival ones bound to the run's context."""
-    fns = dict(BATCHES[task])
+def bind_context(functions: dict[str, Callable], task: str, context) -> dict[str, Callable]:
+    """A task's metric functions with the survival ones that need the run's context bound to it
+    (dropped without one); shared by the one-sample and the batched tables."""
+    fns = dict(functions)
     if task == "survival":
-        for name in _NEEDS_CONTEXT:
+        for name in NEEDS_CONTEXT:
             if context is None:
                 fns.pop(name)
             else:
-                fns[name] = partial(SURVIVAL[name], context)  # type: ignore[call-arg]
+                fns[name] = partial(functions[name], context)
     return fns
+
+
+def batch_functions(task: str, context=None) -> dict[str, BatchFn]:
+    """The batched metric functions of a task, survival ones bound to the run's context."""
+    return bind_context(BATCHES[task], task, context)
 
 
 def replicate_values(batch: BatchFn, y: Target, predictions: list[np.ndarray], W: np.ndarray) -> np.ndarray:

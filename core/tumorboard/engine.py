@@ -477,12 +477,12 @@ def _cross_validate(pipeline: Pipeline, cohort: Cohort, folds: list[Fold], n_cla
         keep(fold, result)
 
     remaining = list(folds)
-    if therapy is None and executor.workers > 1 and executor.auto and len(folds) > 1:
+    in_process = therapy is not None or executor.workers == 1
+    if not in_process and executor.auto and len(folds) > 1:
         # workers = "auto": a worker process costs its start and imports; folds quicker than that stay here
         here(remaining.pop(0))
-        if stages.seconds[f"cross-validation, {folds[0].label}"] < WORKER_START_SECONDS:
-            executor = Executor("local", 1, executor.threads)
-    if therapy is not None or executor.workers == 1:
+        in_process = stages.seconds[f"cross-validation, {folds[0].label}"] < WORKER_START_SECONDS
+    if in_process:
         for fold in remaining:
             here(fold)
         return fold_preds, frames, ablation_preds

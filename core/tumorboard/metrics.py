@@ -10,11 +10,19 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
-from .bootstrap import BatchFn, all_replicates, batch_functions, replicate_values
+from .bootstrap import (
+    BatchFn,
+    all_replicates,
+    batch_functions,
+    binary_log_loss,
+    bind_context,
+    predicted_labels,
+    replicate_values,
+    risk_scores,
+)
 from .data import Target
 
 MetricFn = Callable[[Target, np.ndarray], float]
@@ -33,16 +41,8 @@ class _LazySklearnMetrics:
 skm = _LazySklearnMetrics()
 
 
-def _labels(p: np.ndarray) -> np.ndarray:
-    return (p >= 0.5).astype(np.int64) if p.ndim == 1 else np.argmax(p, axis=1)
-
-
-def _clip(p: np.ndarray) -> np.ndarray:
-    return np.clip(p, 1e-15, 1 - 1e-15)
-
-
 def _binary_confusion(y: Target, p: np.ndarray) -> tuple[int, int, int, int]:
-    pred = _labels(p)
+    pred = predicted_labels(p)
     tp = int(np.sum((pred == 1) & (y.values == 1)))
     tn = int(np.sum((pred == 0) & (y.values == 0)))
     fp = int(np.sum((pred == 1) & (y.values == 0)))
@@ -59,8 +59,8 @@ def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
 
     A pair is comparable when patient i had an event before j's time, or at the
     same time as j's censoring (j is known to have outlived i); this is
-    scikit-survival's and lifelines' convention. O(n log n): a Fenwick tree
-    over risk ranks (see :func:`tumorboard.bootstrap.weighted_concordance`).
+    scikit-survival's and lifelines' convention. O(n log^2 n) without a Python
+    loop over patients (:func:`tumorboard.bootstrap.weighted_concordance`).
     """
     from .bootstrap import weighted_concordance
 
@@ -119,7 +119,7 @@ def _f1(y: Target, p: np.ndarray) -> float:
 BINARY: dict[str, MetricFn] = {
     "auroc": lambda y, p: auroc(y.values, p),
     "auprc": lambda y, p: average_precision(y.values, p),
-    "accuracy": lambda y, p: float(np.mean(_labels(p) == y.values)),
+    "accuracy": lambda y, p: float(np.mean(predicted_labels(p) == y.values)),
     "balanced_accuracy": lambda y, p: 0.5 * (
         _ratio((c := _binary_confusion(y, p))[0], c[0] + c[3]) + _ratio(c[1], c[1] + c[2])
     ),
@@ -127,22 +127,22 @@ BINARY: dict[str, MetricFn] = {
     "specificity": lambda y, p: _ratio((c := _binary_confusion(y, p))[1], c[1] + c[2]),
     "precision": lambda y, p: _ratio((c := _binary_confusion(y, p))[0], c[0] + c[2]),
     "f1": _f1,
-    "f1_macro": lambda y, p: skm.f1_score(y.values, _labels(p), average="macro", zero_division=0.0),
-    "f1_weighted": lambda y, p: skm.f1_score(y.values, _labels(p), average="weighted", zero_division=0.0),
+    "f1_macro": lambda y, p: skm.f1_score(y.values, predicted_labels(p), average="macro", zero_division=0.0),
+    "f1_weighted": lambda y, p: skm.f1_score(y.values, predicted_labels(p), average="weighted", zero_division=0.0),
     "brier": lambda y, p: float(np.mean((p - y.values) ** 2)),
-    "log_loss": lambda y, p: float(-np.mean(y.values * np.log(_clip(p)) + (1 - y.values) * np.log(1 - _clip(p)))),
+    "log_loss": lambda y, p: float(np.mean(binary_log_loss(y.values, p))),
     "ece": lambda y, p: expected_calibration_error(y.values, p),
 }
 
 MULTICLASS: dict[str, MetricFn] = {
-    "accuracy": lambda y, p: skm.accuracy_score(y.values, _labels(p)),
-    "balanced_accuracy": lambda y, p: skm.balanced_accuracy_score(y.values, _labels(p)),
+    "accuracy": lambda y, p: skm.accuracy_score(y.values, predicted_labels(p)),
+    "balanced_accuracy": lambda y, p: skm.balanced_accuracy_score(y.values, predicted_labels(p)),
     "auroc": lambda y, p: skm.roc_auc_score(
         y.values, p, multi_class="ovr", labels=list(range(p.shape[1]))
     ),
-    "f1_macro": lambda y, p: skm.f1_score(y.values, _labels(p), average="macro", zero_division=0.0),
+    "f1_macro": lambda y, p: skm.f1_score(y.values, predicted_labels(p), average="macro", zero_division=0.0),
     "f1_weighted": lambda y, p: skm.f1_score(
-        y.values, _labels(p), average="weighted", zero_division=0.0
+        y.values, predicted_labels(p), average="weighted", zero_division=0.0
     ),
     "log_loss": lambda y, p: skm.log_loss(y.values, p, labels=list(range(p.shape[1]))),
     "brier": lambda y, p: float(np.mean(np.sum((p - np.eye(p.shape[1])[y.values]) ** 2, axis=1))),
@@ -154,11 +154,6 @@ REGRESSION: dict[str, MetricFn] = {
     "rmse": lambda y, p: float(np.sqrt(skm.mean_squared_error(y.values, p))),
     "r2": lambda y, p: skm.r2_score(y.values, p),
 }
-
-def _risk(p: np.ndarray) -> np.ndarray:
-    # survival predictions are a risk score (n,), or (n, 1 + T): risk then S(t) on the time grid
-    return p if p.ndim == 1 else p[:, 0]
-
 
 def _surv(y: Target):
     from sksurv.util import Surv
@@ -184,7 +179,7 @@ def _uno_c(ctx: SurvivalContext, y: Target, p: np.ndarray) -> float:
     from sksurv.metrics import concordance_index_ipcw
 
     tau = max(ctx.horizons) if ctx.horizons else None
-    return float(concordance_index_ipcw(_surv(ctx.reference), _surv(y), _risk(p), tau=tau)[0])
+    return float(concordance_index_ipcw(_surv(ctx.reference), _surv(y), risk_scores(p), tau=tau)[0])
 
 
 def _td_auc(ctx: SurvivalContext, y: Target, p: np.ndarray) -> float:
@@ -193,7 +188,7 @@ def _td_auc(ctx: SurvivalContext, y: Target, p: np.ndarray) -> float:
     times = np.array([t for t in ctx.horizons if y.values.min() <= t < y.values.max()])
     if len(times) == 0:
         return float("nan")
-    return float(cumulative_dynamic_auc(_surv(ctx.reference), _surv(y), _risk(p), times)[1])
+    return float(cumulative_dynamic_auc(_surv(ctx.reference), _surv(y), risk_scores(p), times)[1])
 
 
 def _ibs(ctx: SurvivalContext, y: Target, p: np.ndarray) -> float:
@@ -209,25 +204,15 @@ def _ibs(ctx: SurvivalContext, y: Target, p: np.ndarray) -> float:
 
 
 SURVIVAL: dict[str, MetricFn] = {
-    "c_index": lambda y, p: harrell_c(y.values, y.event, _risk(p)),  # type: ignore[arg-type]
+    "c_index": lambda y, p: harrell_c(y.values, y.event, risk_scores(p)),  # type: ignore[arg-type]
     # bound to a SurvivalContext by metric_functions(); listed here so specs can name them
     "uno_c": _uno_c,  # type: ignore[dict-item]
     "td_auc": _td_auc,  # type: ignore[dict-item]
     "ibs": _ibs,  # type: ignore[dict-item]
 }
-NEEDS_CONTEXT = {"uno_c", "td_auc", "ibs"}
-
-
 def metric_functions(task: str, context: SurvivalContext | None = None) -> dict[str, MetricFn]:
     """The metric functions of a task, with survival metrics bound to their context."""
-    fns = dict(METRICS[task])
-    if task == "survival":
-        for name in NEEDS_CONTEXT:
-            if context is None:
-                fns.pop(name)
-            else:
-                fns[name] = partial(SURVIVAL[name], context)  # type: ignore[call-arg]
-    return fns
+    return bind_context(METRICS[task], task, context)
 
 METRICS: dict[str, dict[str, MetricFn]] = {
     "binary": BINARY,
@@ -295,8 +280,9 @@ def estimate(
     ``predictions`` holds one array per repeat, each aligned with ``y``. Each
     bootstrap replicate resamples patients once and scores every repeat on that
     same sample, so the interval reflects patient sampling, not fold noise.
-    Replicates are computed in batches (:mod:`tumorboard.bootstrap`); a custom
-    ``fn`` without its ``batch`` counterpart is called once per replicate.
+    Replicates are computed in batches (:mod:`tumorboard.bootstrap`): ``fn`` and
+    ``batch`` are the metric's one-sample and batched forms, looked up by name
+    when not given (survival metrics that need the run's context must be given).
     """
     fn, batch = _functions(task, metric, fn, batch)
 
@@ -342,23 +328,7 @@ def paired_difference(
 
 
 def _functions(task: str, metric: str, fn: MetricFn | None, batch: BatchFn | None) -> tuple[MetricFn, BatchFn]:
-    if fn is None:
-        fn = metric_functions(task)[metric]
-        batch = batch or batch_functions(task)[metric]
-    if batch is None:
-        batch = _loop_batch(task, metric, fn)
-    return fn, batch
-
-
-def _loop_batch(task: str, metric: str, fn: MetricFn) -> BatchFn:
-    """A metric with no batched form, called once per replicate on the patients the weights draw."""
-    def batch(y: Target, p: np.ndarray, W: np.ndarray) -> np.ndarray:
-        out = []
-        for w in W:
-            idx = np.repeat(np.arange(len(w)), w.astype(np.int64))
-            out.append(score(task, metric, y.take(idx), p[idx], fn))
-        return np.array(out)
-    return batch
+    return fn or metric_functions(task)[metric], batch or batch_functions(task)[metric]
 
 
 def _bootstrap(value: Callable[[], float], replicates: Callable[[np.ndarray], np.ndarray], n: int, bootstrap: int,

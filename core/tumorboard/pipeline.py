@@ -39,15 +39,18 @@ class Pipeline:
             self.calibration,
         )
 
-    def _call(self, what: str, component: Component, method: str, *args):
+    def _call(self, what: str, component: Component, method: str | Callable, *args):
+        """``component.method(*args)`` (or ``method(*args)`` for work done on the component's behalf),
+        with any failure named after the component and the step."""
+        step = method if isinstance(method, str) else method.__name__
         try:
-            return getattr(component, method)(*args)
+            return (getattr(component, method) if isinstance(method, str) else method)(*args)
         except (KeyboardInterrupt, MemoryError):
             raise
         except TumorboardError as err:
             raise type(err)(f"{what} ({component.name}): {err}") from err
         except Exception as err:
-            raise RunError(f"{what} ({component.name}) failed in {method}(): {type(err).__name__}: {err}") from err
+            raise RunError(f"{what} ({component.name}) failed in {step}(): {type(err).__name__}: {err}") from err
 
     def blocks(self, ids: Sequence[str], y: Target | None = None) -> list[FeatureBlock]:
         """Each modality's block for ``ids``; fits the modality first when ``y`` is given.
@@ -100,20 +103,10 @@ class Pipeline:
             # before the model's own fit: the inner folds fit clones of the unfitted model
             self.on_stage(f"calibrating {self.model.name} ({self.calibration.method}, "
                           f"{self.calibration.folds} inner folds)")
-            p = self._cross_fit(X, y)
+            p = self._call("model", self.model, cross_fitted, self.model, X, y, self.calibration.folds, self.model.seed)
             self.calibrator_ = fit_calibrator(self.calibration.method, p, y.values)
         self._call("model", self.model, "fit", X, y)
         return self
-
-    def _cross_fit(self, X: FeatureBlock, y: Target) -> np.ndarray:
-        try:
-            return cross_fitted(self.model, X, y, self.calibration.folds, self.model.seed)  # type: ignore[union-attr]
-        except (KeyboardInterrupt, MemoryError):
-            raise
-        except TumorboardError as err:
-            raise type(err)(f"model ({self.model.name}), calibration: {err}") from err
-        except Exception as err:
-            raise RunError(f"model ({self.model.name}) failed while calibrating: {type(err).__name__}: {err}") from err
 
     def features(self, ids: Sequence[str]) -> FeatureBlock:
         """The fused block for ``ids`` (the training patients' block is reused, not recomputed)."""

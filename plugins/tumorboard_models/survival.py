@@ -81,11 +81,13 @@ class CoxnetModel(_SurvivalModel):
 
         o = self.options
         target = structured(y)
-        path = CoxnetSurvivalAnalysis(l1_ratio=o.l1_ratio, n_alphas=o.n_alphas, alpha_min_ratio=o.alpha_min_ratio)
-        alphas = path.fit(values, target).alphas_
-        if o.alpha is not None:
-            alpha = o.alpha
-        else:
+        # The model is the regularisation path, each solution warm-starting the next, and it predicts at
+        # the chosen penalty: a fit at that one penalty from zero can diverge ("weights are too large")
+        # on wide, correlated matrices (scikit-survival's 76 breast cancer genes) where the path converges.
+        path = CoxnetSurvivalAnalysis(l1_ratio=o.l1_ratio, n_alphas=o.n_alphas, alpha_min_ratio=o.alpha_min_ratio,
+                                      fit_baseline_model=o.alpha is None).fit(values, target)
+        alphas = path.alphas_
+        if o.alpha is None:
             folds = StratifiedKFold(o.inner_folds, shuffle=True, random_state=self.seed)
             scores = np.zeros(len(alphas))
             for train, test in folds.split(values, y.event):
@@ -94,12 +96,11 @@ class CoxnetModel(_SurvivalModel):
                     risk = inner.predict(values[test], alpha=a)
                     c = score("survival", "c_index", y.take(test), risk)
                     scores[k] += c if np.isfinite(c) else 0.5
-            alpha = float(alphas[int(np.argmax(scores))])
-        self.alpha_ = np.array([alpha])
-        # Down the regularisation path to the chosen penalty, each solution warm-starting the next: a
-        # fit at that one penalty from zero can diverge ("weights are too large") on wide, correlated
-        # matrices (76 genes, 198 patients) where the path converges.
-        down_to = np.sort(np.unique(np.r_[alphas[alphas > alpha], alpha]))[::-1]
+            self.alpha_ = np.array([float(alphas[int(np.argmax(scores))])])
+            return path  # the chosen penalty is on the path: its solution is already there
+        # a given penalty: the path's penalties above it, then it
+        self.alpha_ = np.array([o.alpha])
+        down_to = np.r_[alphas[alphas > o.alpha], o.alpha]
         return CoxnetSurvivalAnalysis(l1_ratio=o.l1_ratio, alphas=down_to, fit_baseline_model=True).fit(values, target)
 
     def predict(self, X: FeatureBlock) -> np.ndarray:
