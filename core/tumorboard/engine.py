@@ -25,7 +25,7 @@ from .cohort import load_cohort
 from .components import Modality, paths_in_options
 from .data import Cohort, FeatureBlock
 from .errors import ComponentError, DataError, RunError, TumorboardWarning
-from .execution import Executor, make_executor, using
+from .execution import Executor, make_executor, thread_budget, using
 from .evaluation import (
     Scored,
     ablation_metrics,
@@ -38,8 +38,9 @@ from .evaluation import (
     survival_context,
     warn,
 )
-from .pipeline import Pipeline
+from .pipeline import Pipeline, predict_for_scoring
 from .report import cohort_report
+from .search import REFIT, SearchResult, run_search
 from .rundir import check_output_free, hash_inputs, staged_directory, write_json
 from .spec import LoadedSpec, default_metrics, load_spec
 from .splits import Fold, make_folds, read_split_file
@@ -133,7 +134,7 @@ def fit_fold(pipeline: Pipeline, cohort: Cohort, fold: Fold, n_classes: int, con
             if len(index) == 0:
                 continue
             pipeline.on_stage(f"{fold.label}: predicting {len(index)} {set_name} patients")
-            pred = _predict(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
+            pred = predict_for_scoring(fitted, [cohort.ids[i] for i in index], y, n_classes, context)
             predictions[set_name] = pred
             frames.append(_prediction_frame(cohort, fold, set_name, index, pred))
     ablation = {}
@@ -142,7 +143,7 @@ def fit_fold(pipeline: Pipeline, cohort: Cohort, fold: Fold, n_classes: int, con
         pipeline.on_stage(f"{fold.label}: ablation, {label}")
         with _failure_names(f"outer fold {fold.label}, ablation subset {label!r} ({', '.join(names)})"):
             sub = fitted.ablated(names).fit(train_ids, y.take(fold.train), refit_modalities=False)
-            ablation[label] = _predict(sub, [cohort.ids[i] for i in fold.test], y, n_classes, context)
+            ablation[label] = predict_for_scoring(sub, [cohort.ids[i] for i in fold.test], y, n_classes, context)
     return FoldResult(predictions, frames, ablation, time.perf_counter() - start, fitted if keep_fitted else None)
 
 
@@ -215,19 +216,6 @@ def _prediction_frame(
     return pl.DataFrame(data)
 
 
-def _predict(fitted: Pipeline, ids: list[str], y, n_classes: int, context) -> np.ndarray:
-    """Predictions for ``ids``; for survival models with curves, (n, 1 + T): risk, then S(t) on the grid."""
-    if y.kind == "survival" and context is not None and fitted.model.provides_survival_curves:
-        X = fitted.features(ids)
-        risk = fitted.predict_features(X, y.kind)
-        try:
-            survival = np.asarray(fitted.model.predict_survival(X, np.asarray(context.times)), dtype=np.float64)
-        except NotImplementedError:
-            return risk
-        return np.column_stack([risk, survival])
-    return fitted.predict(ids, y.kind, n_classes)
-
-
 def _versions(registry) -> dict[str, Any]:
     plugins = {}
     for info in registry.plugins:
@@ -247,14 +235,17 @@ def _input_paths(loaded: LoadedSpec) -> list[Path]:
         paths.append(loaded.resolve(spec.evaluation.split_file))
     for component in [*loaded.modalities, loaded.fusion, loaded.model, *loaded.explainers]:
         paths += paths_in_options(component)  # type: ignore[arg-type]
+    if loaded.search is not None:
+        paths += [p for slot in loaded.search.slots.values() for p in slot.paths]
     if spec.treatment is not None and spec.treatment.evidence is not None:
         ev = spec.treatment.evidence
         paths += [loaded.resolve(p) for p in (ev.rules, ev.mutation, ev.cnv) if p is not None]
     return paths
 
 
-def resolved_spec(loaded: LoadedSpec, metric_names: list[str]) -> dict[str, Any]:
-    """The spec with every default filled in and every component's options validated."""
+def resolved_spec(loaded: LoadedSpec, metric_names: list[str], searched: SearchResult | None = None) -> dict[str, Any]:
+    """The spec with every default filled in and every component's options validated; with a search,
+    the configuration each outer fold's search and the refit's search selected (``search_selected``)."""
     data = loaded.spec.model_dump(mode="json")
     data["run"]["output"] = str(loaded.output)
     data["cohort"]["outcomes"] = str(loaded.resolve(loaded.spec.cohort.outcomes))
@@ -265,6 +256,12 @@ def resolved_spec(loaded: LoadedSpec, metric_names: list[str]) -> dict[str, Any]
     data["model"]["options"] = loaded.model.options.model_dump(mode="json")  # type: ignore[union-attr]
     for i, e in enumerate(loaded.explainers):
         data["explainer"][i]["options"] = e.options.model_dump(mode="json")
+    if loaded.spec.search is not None:
+        data["search"] = loaded.spec.search.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if searched is not None:
+        data["search_selected"] = {
+            key: {"inner_score": s.inner_score, "trial": s.trial, "params": s.params, "components": s.configuration}
+            for key, s in searched.selected.items()}
     return data
 
 
@@ -345,9 +342,18 @@ def run(
         stages = Stages(progress)
         with staged_directory(output, overwrite, "run", protected) as staged, using(executor):
             stage = staged.path
-            progress.begin(len(folds) + 2, "cross-validation")
+            searched = None
+            trials = (loaded.search.trials or 0) * (len(folds) + 1) if loaded.search is not None else 0
+            progress.begin(len(folds) + 2 + trials, "cross-validation")
+            if loaded.search is not None:
+                with stages(f"search: {loaded.search.trials or 'timed'} trials for each of {len(folds)} outer folds "
+                            "and the refit"):
+                    searched = run_search(loaded.search, loaded, cohort, folds, executor, progress, notes)
+                    (stage / "search").mkdir()
+                    searched.trials.write_parquet(stage / "search" / "trials.parquet")
             fold_preds, frames, ablation_preds = _cross_validate(
-                pipeline, cohort, folds, n_classes, context, subsets, therapy, executor, stages)
+                pipeline, cohort, folds, n_classes, context, subsets, therapy, executor, stages,
+                searched.pipelines if searched is not None else {})
 
             with stages("metrics with bootstrap confidence intervals"):
                 scored = collect(folds, fold_preds, "test")
@@ -357,6 +363,8 @@ def run(
                                            calibration_advice(rs.run.task, rs.model))
                 if context is not None:
                     metrics["horizons"] = list(context.horizons)
+                if searched is not None:
+                    metrics["search"] = searched.summary
                 metrics["task"] = rs.run.task
                 metrics["strategy"] = rs.evaluation.strategy
                 metrics["folds"] = len(folds)
@@ -384,10 +392,13 @@ def run(
 
             with stages(f"refit on all {len(cohort)} patients"):
                 pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")
+                chosen = searched.selected[REFIT].configuration if searched is not None else {}
+                refit = searched.pipelines[REFIT] if searched is not None else pipeline
+                refit.on_stage = pipeline.on_stage
                 with _failure_names(f"refit on all {len(cohort)} patients"):
-                    final = pipeline.clone().fit(list(cohort.ids), y)
-                final.save(stage / "pipeline", _raw_options(loaded), {"task": y.kind, "classes": list(y.classes)},
-                           _pinned_distributions(loaded))
+                    final = refit.clone().fit(list(cohort.ids), y)
+                final.save(stage / "pipeline", _raw_options(loaded, chosen), {"task": y.kind, "classes": list(y.classes)},
+                           _pinned_distributions(loaded, chosen))
                 _write_presence(stage / "presence.parquet", final, list(cohort.ids))
             if therapy is not None:
                 with stages("treatment effects: scoring, refit with bootstrap intervals, evidence"):
@@ -406,7 +417,7 @@ def run(
             predictions = pl.concat(frames, how="vertical")
             predictions.write_parquet(stage / "predictions.parquet")
             (stage / "spec.toml").write_text(loaded.text, encoding="utf-8")
-            write_json(stage / "resolved.json", resolved_spec(loaded, metric_names))
+            write_json(stage / "resolved.json", resolved_spec(loaded, metric_names, searched))
             for w in caught:
                 text = str(w.message)
                 # libraries' deprecation notices are about their code, not this run's data: not the user's to fix
@@ -448,11 +459,14 @@ def run(
 
 
 def _cross_validate(pipeline: Pipeline, cohort: Cohort, folds: list[Fold], n_classes: int, context,
-                    subsets: dict[str, tuple[str, ...]], therapy, executor: Executor, stages: Stages):
+                    subsets: dict[str, tuple[str, ...]], therapy, executor: Executor, stages: Stages,
+                    per_fold: dict[str, Pipeline]):
     """Every fold (and its ablation subsets) as one task on the executor; out-of-fold predictions.
 
-    Treatment-effect folds reuse the fold's fitted pipeline in this process, so
-    a spec with ``[treatment]`` runs its folds here, one after another.
+    ``per_fold`` holds a fold's own pipeline (the configuration its search
+    selected) by fold label; other folds fit ``pipeline``. Treatment-effect
+    folds reuse the fold's fitted pipeline in this process, so a spec with
+    ``[treatment]`` runs its folds here, one after another.
     """
     fold_preds: dict[tuple[int, int, str], np.ndarray] = {}
     ablation_preds: dict[str, dict[tuple[int, int, str], np.ndarray]] = {label: {} for label in subsets}
@@ -468,8 +482,10 @@ def _cross_validate(pipeline: Pipeline, cohort: Cohort, folds: list[Fold], n_cla
         stages.progress.advance()
 
     def here(fold: Fold) -> None:
-        pipeline.on_stage = lambda stage, label=fold.label: stages.progress.update(f"{label}: {stage}")
-        result = fit_fold(pipeline, cohort, fold, n_classes, context, subsets, keep_fitted=therapy is not None)
+        chosen = per_fold.get(fold.label, pipeline)
+        chosen.on_stage = lambda stage, label=fold.label: stages.progress.update(f"{label}: {stage}")
+        with thread_budget(executor.threads):  # the budget a worker's task runs under, so the bytes match
+            result = fit_fold(chosen, cohort, fold, n_classes, context, subsets, keep_fitted=therapy is not None)
         if therapy is not None:
             stages.progress.update(f"{fold.label}: treatment effects")
             therapy.fold(result.fitted.features, fold.train, fold.test, fold.label)  # type: ignore[union-attr]
@@ -487,9 +503,11 @@ def _cross_validate(pipeline: Pipeline, cohort: Cohort, folds: list[Fold], n_cla
             here(fold)
         return fold_preds, frames, ablation_preds
     stages.progress.update(f"cross-validation: {len(remaining)} folds on {executor.workers} {executor.backend} workers")
-    shipped = pipeline.clone()
-    shipped.on_stage = _quiet
-    tasks = [(shipped, cohort, fold, n_classes, context, subsets) for fold in remaining]
+    shipped = {}
+    for fold in remaining:
+        shipped[fold.label] = per_fold.get(fold.label, pipeline).clone()
+        shipped[fold.label].on_stage = _quiet
+    tasks = [(shipped[fold.label], cohort, fold, n_classes, context, subsets) for fold in remaining]
     for fold, result in zip(remaining, executor.map(fit_fold, tasks), strict=True):
         keep(fold, result)
     return fold_preds, frames, ablation_preds
@@ -504,18 +522,26 @@ def calibration_advice(task: str, model) -> str | None:
     return None
 
 
-def _raw_options(loaded: LoadedSpec) -> dict[str, dict]:
+def _saved_key(slot: str) -> str:
+    """A search slot ("modality.rna", "model") as the saved pipeline names it ("modality:rna", "model")."""
+    return slot.replace("modality.", "modality:", 1)
+
+
+def _raw_options(loaded: LoadedSpec, chosen: dict[str, dict]) -> dict[str, dict]:
+    """Each component's options as the spec wrote them; ``chosen``: the refit search's configuration."""
     raw = {f"modality:{m.name}": m.options for m in loaded.spec.modality}
     raw["fusion"] = loaded.spec.fusion.options
     raw["model"] = loaded.spec.model.options
+    raw.update({_saved_key(slot): config["options"] for slot, config in chosen.items()})
     return raw
 
 
-def _pinned_distributions(loaded: LoadedSpec) -> dict[str, str | None]:
+def _pinned_distributions(loaded: LoadedSpec, chosen: dict[str, dict]) -> dict[str, str | None]:
     """Which distribution the spec pinned for each component (two installed ones may share a name)."""
     pins = {f"modality:{m.name}": m.distribution for m in loaded.spec.modality}
     pins["fusion"] = loaded.spec.fusion.distribution
     pins["model"] = loaded.spec.model.distribution
+    pins.update({_saved_key(slot): config["distribution"] for slot, config in chosen.items()})
     return pins
 
 

@@ -73,13 +73,23 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _call(fn: Callable[..., Any], args: tuple, threads: int) -> Any:
-    """Run one task under the thread budget (in whatever process the backend chose)."""
+def thread_budget(threads: int):
+    """BLAS and OpenMP pools capped at ``threads`` while the block runs (threadpoolctl).
+
+    Multi-threaded BLAS sums in another order than single-threaded BLAS (a
+    randomized PCA's scores moved by 1e-3 here), so a task gives the same bytes
+    on any worker count only under the same budget: ``threads_per_worker = 1``.
+    """
     from threadpoolctl import threadpool_limits
 
+    return threadpool_limits(limits=threads)
+
+
+def _call(fn: Callable[..., Any], args: tuple, threads: int) -> Any:
+    """Run one task under the thread budget (in whatever process the backend chose)."""
     if "jax" not in sys.modules:  # XLA reads its flags once, when JAX starts
         os.environ["XLA_FLAGS"] = xla_flags(threads)
-    with threadpool_limits(limits=threads):
+    with thread_budget(threads):
         return fn(*args)
 
 

@@ -235,6 +235,19 @@ class Pipeline:
         return pipeline
 
 
+def predict_for_scoring(fitted: Pipeline, ids: list[str], y, n_classes: int, context) -> np.ndarray:
+    """A fitted pipeline's predictions for ``ids``, as the metrics take them; for survival models with curves, (n, 1 + T): risk, then S(t) on the grid."""
+    if y.kind == "survival" and context is not None and fitted.model.provides_survival_curves:
+        X = fitted.features(ids)
+        risk = fitted.predict_features(X, y.kind)
+        try:
+            survival = np.asarray(fitted.model.predict_survival(X, np.asarray(context.times)), dtype=np.float64)
+        except NotImplementedError:
+            return risk
+        return np.column_stack([risk, survival])
+    return fitted.predict(ids, y.kind, n_classes)
+
+
 def check_block(block: object, ids: Sequence[str], what: str, plugin: str, rename: str | None = None) -> FeatureBlock:
     """The engine's checks on every block a component returns."""
     if not isinstance(block, FeatureBlock):

@@ -90,6 +90,9 @@ def _summary(run: RunFiles) -> str:
             ("patients scored", fmt(m.get("n"))), ("validation", f"{m.get('strategy', '')}, {m.get('folds', '')} folds"),
             ("modalities", modalities), ("fusion", spec.get("fusion", {}).get("plugin", "")),
             ("model", spec.get("model", {}).get("plugin", ""))]
+    if m.get("search"):
+        rows.append(("hyperparameter search", f"nested: {', '.join(m['search']['selections'])} chosen per outer fold "
+                     "(see Hyperparameter search)"))
     return table(["", ""], rows) + ("<p class=\"note\">Every figure below is computed on out-of-fold predictions: "
                                     "each patient scored by a model that never saw them.</p>")
 
@@ -256,6 +259,35 @@ def _ablation(run: RunFiles) -> str:
     return embed(fig, "modality ablation") + table(["modalities", primary, "gain of all modalities (paired CI)"], rows)
 
 
+def _search(run: RunFiles) -> str:
+    search = run.metrics.get("search")
+    if not search:
+        return ""
+    keys = list(search["selections"])
+    out = (f"<p>Each outer fold's configuration was chosen by {search['sampler']} search on "
+           f"{html.escape(search['metric'])} ({search['direction']}) over {search['inner_folds']} inner folds of that "
+           "fold's training patients only; the refit's by its own search on all patients. The performance above is "
+           "the outer folds': it includes the search.</p>")
+    rows = [(label, fmt(entry["inner_score"]), f"{entry['complete']} / {entry['pruned']} / {entry['fail']}",
+             *(_value(entry["params"].get(k)) for k in keys)) for label, entry in search["searches"].items()]
+    out += table(["search", f"best inner {search['metric']}", "trials complete / pruned / failed", *keys], rows)
+    unstable = [k for k, v in search["selections"].items() if not v["stable"]]
+    if unstable:
+        out += (f"<p class='warn'>Unstable across outer folds: {html.escape(', '.join(unstable))}. Several values "
+                "score alike; the refit's value is one of them.</p>")
+    if search.get("importance"):
+        rows = [(k, fmt(v)) for k, v in sorted(search["importance"].items(), key=lambda kv: -kv[1])]
+        out += "<p>Parameter importance in the refit's search (fANOVA, Optuna):</p>" + table(["parameter", "importance"], rows)
+    return out + "<p class='note'>Every trial: search/trials.parquet.</p>"
+
+
+def _value(value: Any) -> str:
+    """A selected parameter value for a table cell (table() escapes it)."""
+    if value is None:
+        return "(not used)"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _provenance(run: RunFiles) -> str:
     p = run.provenance
     plugins = ", ".join(f"{name} {info.get('version', '')}" for name, info in p.get("plugins", {}).items())
@@ -289,6 +321,7 @@ def cohort_report(folder: Path, verify: bool = True) -> Path:
         ("What drives the predictions", _drivers(run)),
         ("Subgroup audit", _subgroups(run)),
         ("Modality ablation", _ablation(run)),
+        ("Hyperparameter search", _search(run)),
         ("Provenance", _provenance(run)),
     ]
     text = page(f"tumorboard cohort report: {name}", f"{run.task} task, {fmt(run.metrics.get('n'))} patients", sections)

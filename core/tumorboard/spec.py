@@ -24,19 +24,15 @@ from pydantic import (
     model_validator,
 )
 
-from .catalogue import CatalogueEntry, entry_for_component, load_catalogue
+from .catalogue import load_catalogue
 from .components import Component
 from .errors import Problem, SpecError
 from .estimators import use_registry
 from .metrics import DEFAULT_METRICS, METRICS
-from .plugins import (
-    PluginRegistry,
-    conflict_message,
-    describe,
-    load_plugins,
-    resolve_local_plugin,
-    split_command_line_plugins,
-)
+from .plugins import PluginRegistry, load_plugins, resolve_local_plugin, split_command_line_plugins
+from .searchspace import SearchPlan, SearchSection, check_search
+from .specproblems import problems_from as _problems_from
+from .specproblems import unknown_component_message
 from .tomlindex import TomlLineIndex, format_path
 
 
@@ -233,6 +229,7 @@ class RunSpec(_Strict):
     plugins: PluginsSection = Field(default_factory=PluginsSection)
     execution: ExecutionSection = Field(default_factory=ExecutionSection)
     treatment: TreatmentSection | None = None
+    search: SearchSection | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RunSpec:
@@ -272,6 +269,8 @@ class LoadedSpec:
     fusion: Component | None = None
     model: Component | None = None
     explainers: list[Component] = field(default_factory=list)
+    search: SearchPlan | None = None
+    """The checked ``[search]`` (None without one)."""
 
     @property
     def output(self) -> Path:
@@ -281,53 +280,6 @@ class LoadedSpec:
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self.base_dir / path).resolve()
-
-
-def _problems_from(err: ValidationError, prefix: tuple, index: TomlLineIndex) -> list[Problem]:
-    problems = []
-    for item in err.errors():
-        loc = prefix + tuple(item["loc"])
-        message = item["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key; remove it or check its spelling"
-        elif item["type"] == "missing":
-            message = "required; add it"
-        has_value = item["type"] not in ("missing",) and not isinstance(item.get("input"), dict)
-        problems.append(
-            Problem(format_path(loc), message, index.line_of(loc), item.get("input"), has_value)
-        )
-    return problems
-
-
-def unknown_component_message(
-    name: str, family: str, registry: PluginRegistry, catalogue: list[CatalogueEntry], distribution: str | None = None
-) -> str:
-    installed = registry.names(family)
-    conflict = conflict_message(name, registry)
-    claimants = {info.owner_label for info, _ in registry.claims.get(name, [])}
-    if distribution is not None and claimants:
-        return (f"no {family} {name!r} from distribution {distribution!r}; it is registered by "
-                f"{', '.join(map(repr, sorted(claimants)))}")
-    if conflict:
-        return conflict
-    lines = ["no such component"]
-    close = difflib.get_close_matches(name, installed, n=3, cutoff=0.6)
-    if close:
-        lines[0] += f"; did you mean {' or '.join(repr(c) for c in close)}?"
-    other_family = registry.find_family(name)
-    if other_family:
-        lines.append(f"{name!r} is a {other_family}, not a {family}")
-    entry = entry_for_component(name, catalogue)
-    if entry and not other_family:
-        lines.append(f"it is provided by {entry.distribution!r}, not installed: {entry.install}")
-    for plugin in registry.broken:
-        listed = entry is not None and entry.entry_point_name == plugin.name and entry.distribution == plugin.distribution
-        if name in plugin.attempted or listed:
-            lines.append(f"{describe(plugin)} tried to provide it but is broken: {plugin.error}")
-    lines.append(f"installed {family} components: {', '.join(installed) or '(none)'}")
-    return "\n".join(lines)
 
 
 def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
@@ -459,6 +411,8 @@ def validate_spec(
     loaded.explainers = [build("explainer", i, e) for i, e in enumerate(spec.explainer)]  # type: ignore[misc]
     if spec.treatment is not None:
         _check_treatment(spec, registry, catalogue, index, problems, loaded, check_files)
+    if spec.search is not None:
+        loaded.search = check_search(spec, registry, catalogue, index, base_dir, check_files, problems)
     if problems:
         raise SpecError(label, problems)
     for component in [*loaded.modalities, loaded.fusion, loaded.model, *loaded.explainers]:
@@ -545,6 +499,7 @@ def spec_json_schema(registry: PluginRegistry) -> dict[str, Any]:
         plugins=(PluginsSection | None, None),
         execution=(ExecutionSection | None, None),
         treatment=(TreatmentSection | None, None),
+        search=(SearchSection | None, None),
     )
     schema = schema_model.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -36,28 +36,29 @@ SPLIT_WORDS = {"train": "train", "training": "train", "validation": "validation"
                "valid": "validation", "test": "test", "testing": "test"}
 
 
-def _check_strata(strata: np.ndarray, names: list[str], folds: int, what: str) -> None:
+def _check_strata(strata: np.ndarray, names: list[str], folds: int, what: str,
+                  setting: str = "evaluation.folds") -> None:
     counts = Counter(strata.tolist())
     for value, count in sorted(counts.items()):
         if count < folds:
             label = names[value] if value < len(names) else str(value)
             raise DataError(
-                f"{what} {label!r} has {count} patient(s), fewer than evaluation.folds = {folds}; "
-                f"every fold needs one: lower evaluation.folds to {max(2, count)} or gather more patients"
+                f"{what} {label!r} has {count} patient(s), fewer than {setting} = {folds}; "
+                f"every fold needs one: lower {setting} to {max(2, count)} or gather more patients"
             )
 
 
-def kfold(cohort: Cohort, folds: int, repeats: int, seed: int) -> list[Fold]:
+def kfold(cohort: Cohort, folds: int, repeats: int, seed: int, setting: str = "evaluation.folds") -> list[Fold]:
     y = cohort.target
     n = len(cohort)
     if folds > n:
-        raise DataError(f"evaluation.folds = {folds} but the cohort has {n} patients")
+        raise DataError(f"{setting} = {folds} but the cohort has {n} patients")
     index = np.arange(n)
     if y.kind in ("binary", "multiclass", "survival"):
         strata = y.strata()
         names = list(y.classes) if y.is_classification else ["censored", "event"]
         what = "class" if y.is_classification else "event group"
-        _check_strata(strata, names, folds, what)
+        _check_strata(strata, names, folds, what, setting)
         splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
         pairs = splitter.split(index, strata)
     else:
@@ -66,6 +67,17 @@ def kfold(cohort: Cohort, folds: int, repeats: int, seed: int) -> list[Fold]:
         Fold(k // folds, k % folds, np.sort(train), np.sort(test), label=f"repeat {k // folds + 1} fold {k % folds + 1}")
         for k, (train, test) in enumerate(pairs)
     ]
+
+
+def inner_folds(cohort: Cohort, train: np.ndarray, folds: int, seed: int, where: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k-fold of some training patients (indices into the cohort), stratified as the outer folds are:
+    (inner training, inner test) index pairs into the cohort. Only ``train`` is ever looked at."""
+    sub = Cohort(tuple(cohort.ids[i] for i in train), cohort.target.take(train))
+    try:
+        inner = kfold(sub, folds, 1, seed, setting="search.inner_folds")
+    except DataError as err:
+        raise DataError(f"{where}: {err}") from None
+    return [(train[f.train], train[f.test]) for f in inner]
 
 
 def holdout(cohort: Cohort, fraction: float, seed: int) -> list[Fold]:

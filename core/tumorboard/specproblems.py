@@ -1,0 +1,60 @@
+"""Spec problems shared by the spec's sections: pydantic errors located in the TOML, and the message
+for a component name that is not installed."""
+
+from __future__ import annotations
+
+import difflib
+
+from pydantic import ValidationError
+
+from .catalogue import CatalogueEntry, entry_for_component
+from .errors import Problem
+from .plugins import PluginRegistry, conflict_message, describe
+from .tomlindex import TomlLineIndex, format_path
+
+
+def problems_from(err: ValidationError, prefix: tuple, index: TomlLineIndex) -> list[Problem]:
+    problems = []
+    for item in err.errors():
+        loc = prefix + tuple(item["loc"])
+        message = item["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key; remove it or check its spelling"
+        elif item["type"] == "missing":
+            message = "required; add it"
+        has_value = item["type"] not in ("missing",) and not isinstance(item.get("input"), dict)
+        problems.append(
+            Problem(format_path(loc), message, index.line_of(loc), item.get("input"), has_value)
+        )
+    return problems
+
+
+def unknown_component_message(
+    name: str, family: str, registry: PluginRegistry, catalogue: list[CatalogueEntry], distribution: str | None = None
+) -> str:
+    installed = registry.names(family)
+    conflict = conflict_message(name, registry)
+    claimants = {info.owner_label for info, _ in registry.claims.get(name, [])}
+    if distribution is not None and claimants:
+        return (f"no {family} {name!r} from distribution {distribution!r}; it is registered by "
+                f"{', '.join(map(repr, sorted(claimants)))}")
+    if conflict:
+        return conflict
+    lines = ["no such component"]
+    close = difflib.get_close_matches(name, installed, n=3, cutoff=0.6)
+    if close:
+        lines[0] += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    other_family = registry.find_family(name)
+    if other_family:
+        lines.append(f"{name!r} is a {other_family}, not a {family}")
+    entry = entry_for_component(name, catalogue)
+    if entry and not other_family:
+        lines.append(f"it is provided by {entry.distribution!r}, not installed: {entry.install}")
+    for plugin in registry.broken:
+        listed = entry is not None and entry.entry_point_name == plugin.name and entry.distribution == plugin.distribution
+        if name in plugin.attempted or listed:
+            lines.append(f"{describe(plugin)} tried to provide it but is broken: {plugin.error}")
+    lines.append(f"installed {family} components: {', '.join(installed) or '(none)'}")
+    return "\n".join(lines)
