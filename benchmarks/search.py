@@ -10,7 +10,8 @@ the RNA encoder -- raw standardised genes or principal components, and how many 
 concatenation or stacking: one search per outer fold on its training patients, one for the refit),
 and without its [search] sections (the defaults: raw genes, concatenation, C = 1). Both use the same
 five outer folds. Each run is its own `tumorboard run` process (start-up included in the wall time).
-The searched run is repeated on 2 workers; its trials and predictions must be the same bytes.
+The searched run is repeated on 2 workers (one BLAS thread each) and on 1 worker with one thread: those
+two must be the same bytes (trials and predictions).
 
 Prints both outer-fold AUROCs, the paired bootstrap CI of the gain (1,000 replicates over patients),
 each fold's selection, the wall times, and last `search speedup(2 workers)=X`.
@@ -65,14 +66,18 @@ def main() -> None:
         t_default, default_dir = timed_run(folder, without_search(searched_text), "defaults", 1)
         t1, one = timed_run(folder, searched_text, "search-1-worker", 1)
         t2, two = timed_run(folder, searched_text, "search-2-workers", 2)
+        # the same per-task thread budget as each of the 2 workers': the same bytes (docs/scaling.md)
+        budget = searched_text.replace("\n[search]\n", "\n[execution]\nthreads_per_worker = 1\n\n[search]\n", 1)
+        t1b, one_b = timed_run(folder, budget, "search-1-worker-1-thread", 1)
 
-        def trials(run: Path) -> pl.DataFrame:
-            return pl.read_parquet(run / "search" / "trials.parquet").drop("seconds")
+        def same(a: Path, b: Path) -> tuple[bool, bool]:
+            trials = [pl.read_parquet(r / "search" / "trials.parquet").drop("seconds") for r in (a, b)]
+            return trials[0].equals(trials[1]), pl.read_parquet(a / "predictions.parquet").equals(
+                pl.read_parquet(b / "predictions.parquet"))
 
-        same = trials(one).equals(trials(two)) and pl.read_parquet(one / "predictions.parquet").equals(
-            pl.read_parquet(two / "predictions.parquet"))
-        if not same:
-            raise SystemExit("the searched run on 2 workers differs from the run on 1 worker")
+        if same(one_b, two) != (True, True):
+            raise SystemExit("the searched run on 2 workers differs from the run on 1 worker under the same budget")
+        trials_same, predictions_same = same(one, two)
 
         from tumorboard.data import Target
         from tumorboard.metrics import paired_difference
@@ -100,7 +105,10 @@ def main() -> None:
         stages = json.loads((one / "provenance.json").read_text())["stages_seconds"]
         search_stage = next(v for k, v in stages.items() if k.startswith("search"))
         print(f"wall: defaults {t_default:.1f} s; searched, 1 worker {t1:.1f} s (search stage {search_stage:.1f} s); "
-              f"2 workers {t2:.1f} s; trials and predictions identical on 1 and 2 workers")
+              f"2 workers {t2:.1f} s; 1 worker with 1 thread {t1b:.1f} s")
+        print("1 worker with 1 thread and 2 workers: trials and predictions the same bytes; 1 worker with 2 BLAS "
+              f"threads: trials {'the same' if trials_same else 'differ'}, predictions "
+              f"{'the same' if predictions_same else 'differ in the last digits'}")
         print(f"search speedup(2 workers)={t1 / t2:.2f}")
 
 
