@@ -134,6 +134,24 @@ def test_bounding_box_crop_changes_no_feature():
         assert padded[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
 
 
+def test_diameter_candidates_keep_the_largest_distance():
+    """The points dropped (too close to the centroid, or between two others on an axis-parallel line)
+    never end the largest distance: it is unchanged, on point sets full of shared coordinates like a
+    marching-cubes mesh's, round and elongated."""
+    from scipy.spatial.distance import pdist
+    from tumorboard_imaging.radiomics import _diameter_candidates
+
+    rng = np.random.default_rng(0)
+    assert len(_diameter_candidates(np.array([[0.0, 0.0, 0.0], [0.3, 1.1, 2.9]]))) == 2  # exactly on the bound
+    for trial in range(200):
+        points = rng.integers(0, 6, size=(rng.integers(2, 600), 3)).astype(np.float64) * [2.5, 0.7, 0.7]
+        points *= [1.0, 1.0, 1 + 4 * (trial % 2)]  # every other set elongated
+        points[: len(points) // 3, trial % 3] += 0.35  # half-voxel vertices, as marching cubes puts them
+        kept = _diameter_candidates(points)
+        assert len(kept) <= len(points)
+        assert pdist(kept).max(initial=0.0) == pdist(points).max(initial=0.0)
+
+
 def test_gldm_and_ngtdm_by_hand():
     from tumorboard_imaging.radiomics import gldm, ngtdm
 

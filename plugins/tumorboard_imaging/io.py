@@ -92,33 +92,52 @@ def _fmt(values) -> str:
     return "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
+def _inflate(raw: bytes) -> bytes:
+    """A gzip stream inflated in one call: ISA-L (the ``isal`` package) where installed, about twice
+    as fast as the standard library's zlib on CT volumes, else zlib."""
+    try:
+        from isal import isal_zlib as inflater
+    except ImportError:  # a platform without isal's wheels
+        import zlib as inflater
+    return inflater.decompress(raw, wbits=31)
+
+
 def read_nifti_array(path: Path) -> tuple[np.ndarray, tuple[float, float, float], np.ndarray] | None:
     """A plain 3-D NIfTI file as (array z-y-x, spacing z-y-x, voxel-to-world affine) through nibabel.
 
     nibabel reads a compressed NIfTI about three times faster than ITK's reader
-    (which inflates the stream more than once). Anything unusual (not NIfTI,
-    not 3-D, truncated, unreadable) answers None, and the caller reads the file
-    through SimpleITK, whose path checks and names every problem.
+    (which inflates the stream more than once). The stream is inflated in one
+    call (nibabel's own streaming read of a .gz is about 1.5x slower), nibabel
+    parses the header, and the voxels are a view of the inflated bytes scaled
+    by nibabel's own read scaling: building a full ``Nifti1Image`` cost more
+    than the rest for a small volume. Anything unusual (not single-file NIfTI-1,
+    not 3-D, truncated, unreadable) answers None, and the caller reads the
+    file through SimpleITK, whose path checks and names every problem.
     """
     name = Path(path).name.lower()
     if not name.endswith((".nii", ".nii.gz")):
         return None
     try:
-        import zlib
+        import io
 
         import nibabel
+        from nibabel.volumeutils import apply_read_scaling
 
         raw = Path(path).read_bytes()
-        # inflate in one call: nibabel's own streaming read of a .gz is about 1.5x slower; a truncated
-        # stream raises here (and the file then goes to the SimpleITK path, which names the problem)
-        image = nibabel.Nifti1Image.from_bytes(zlib.decompress(raw, wbits=31) if name.endswith(".gz") else raw)
-        if len(image.shape) != 3 or min(image.shape) < 2:
+        data = _inflate(raw) if name.endswith(".gz") else raw
+        header = nibabel.Nifti1Header.from_fileobj(io.BytesIO(data), check=False)
+        shape = header.get_data_shape()
+        if header["magic"].item() != b"n+1" or len(shape) != 3 or min(shape) < 2:
             return None
-        array = np.asanyarray(image.dataobj)
+        count = int(np.prod(shape))
+        array = np.frombuffer(data, dtype=header.get_data_dtype(), count=count,
+                              offset=int(header.get_data_offset())).reshape(shape, order="F")
+        array = apply_read_scaling(array, *header.get_slope_inter())
+        affine = header.get_best_affine()
+        zooms = header.get_zooms()[:3]
     except Exception:  # noqa: BLE001 - the SimpleITK path reports the problem with the file's name
         return None
-    zooms = image.header.get_zooms()[:3]
-    return array.transpose(2, 1, 0), tuple(float(z) for z in zooms[::-1]), np.asarray(image.affine, dtype=np.float64)
+    return array.transpose(2, 1, 0), tuple(float(z) for z in zooms[::-1]), np.asarray(affine, dtype=np.float64)
 
 
 def check_array_geometry(image: tuple, mask: tuple, image_path: Path, mask_path: Path, tolerance: float = 1e-3) -> None:
@@ -126,7 +145,10 @@ def check_array_geometry(image: tuple, mask: tuple, image_path: Path, mask_path:
     checks = [("size", image[0].shape[::-1], mask[0].shape[::-1]), ("spacing", image[1][::-1], mask[1][::-1]),
               ("voxel-to-world affine", image[2].ravel(), mask[2].ravel())]
     for what, a, b in checks:
-        if len(a) != len(b) or not np.allclose(a, b, atol=tolerance, rtol=tolerance):
+        # np.allclose's test (|a - b| <= atol + rtol |b|) written out: allclose's own overhead was a tenth
+        # of a small region's whole extraction
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape or not (np.abs(a - b) <= tolerance + tolerance * np.abs(b)).all():
             raise DataError(f"image {image_path} and mask {mask_path} disagree in {what}: {_fmt(a)} vs {_fmt(b)}; "
                             "the mask must be drawn on this very image (resample it onto the image first)")
 
