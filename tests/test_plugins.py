@@ -169,6 +169,26 @@ def test_component_failing_the_api_checks_breaks_only_its_plugin(site):
     assert "must reject unknown keys" in broken.error
 
 
+def test_options_derived_from_the_api_base_reject_unknown_keys(site):
+    """A third party writes ``class Options(Options)`` with tumorboard.api's base: it passes the API
+    check, and a misspelt key in a spec is an error, not a silently ignored option."""
+    from pydantic import ValidationError
+
+    code = GOOD_MODEL.format(cls="Based", name="model.based").replace(
+        "from pydantic import BaseModel, ConfigDict\nfrom tumorboard.api import Model, hookimpl",
+        "from tumorboard.api import Model, Options, hookimpl").replace(
+        "class Options(BaseModel):\n        model_config = ConfigDict(extra=\"forbid\")",
+        "class Options(Options):\n        shrink: float = 0.5")
+    assert "class Options(Options)" in code
+    fake_distribution(site, "tb-based", {"tb_based": code}, {"based": "tb_based"})
+    registry = load_plugins()
+    cls = registry.get("model", "model.based")
+    assert cls is not None and not [p for p in registry.broken if p.name == "based"]
+    assert cls.Options.model_validate({"shrink": 0.2}).shrink == 0.2
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        cls.Options.model_validate({"shrnik": 0.2})
+
+
 def test_broken_plugins_show_in_the_plugins_command(site):
     fake_distribution(site, "tb-broken", {"tb_broken2": "raise RuntimeError('boom at import')\n"}, {"broken2": "tb_broken2"})
     result = CliRunner().invoke(app, ["plugins", "--json"])

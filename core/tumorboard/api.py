@@ -12,6 +12,7 @@ from .components import (
     Model,
     Modality,
     NoOptions,
+    Options,
 )
 from .data import TASKS, Attribution, Cohort, FeatureBlock, Target, Task
 from .estimators import component_class, dump_estimator, load_estimator
@@ -41,6 +42,7 @@ __all__ = [
     "Modality",
     "Model",
     "NoOptions",
+    "Options",
     "NumericStats",
     "Target",
     "Task",

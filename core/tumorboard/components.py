@@ -60,17 +60,25 @@ InputPath = Annotated[Path, AfterValidator(_resolve_input)]
 exist, and hashed into the run's provenance."""
 
 
-class NoOptions(BaseModel):
-    """Options of a component that has none."""
+class Options(BaseModel):
+    """Base of every component's options: a key the model does not declare is an error, so a typo in a
+    spec is reported with its line instead of silently ignored.
+
+    A component declares ``class Options(Options): ...`` (the base imported from ``tumorboard.api``).
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+
+class NoOptions(Options):
+    """Options of a component that has none."""
 
 
 class Component(ABC):
     """What every component shares: a ``family.variant`` name, options, a seed, saved state.
 
     Subclasses set ``name`` and, when they take options, a nested ``Options``
-    pydantic model with ``extra="forbid"``. ``tasks`` lists the run tasks the
+    model derived from ``tumorboard.api.Options`` (unknown keys are errors). ``tasks`` lists the run tasks the
     component supports; the spec is rejected early for any other.
     ``known_limitations`` maps a conformance check name to the reason the
     component cannot meet it; the testing kit marks those as expected failures.

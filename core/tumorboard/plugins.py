@@ -176,7 +176,8 @@ def component_problems(cls: object, family: str) -> list[str]:
         problems.append(f"{label}.Options must be a pydantic BaseModel subclass")
     elif options.model_config.get("extra") != "forbid":
         problems.append(
-            f"{label}.Options must reject unknown keys: set model_config = ConfigDict(extra='forbid')"
+            f"{label}.Options must reject unknown keys: derive it from tumorboard.api.Options (or set "
+            "model_config = ConfigDict(extra='forbid'))"
         )
     if inspect.isabstract(cls):
         missing = sorted(getattr(cls, "__abstractmethods__", ()))

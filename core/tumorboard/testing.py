@@ -217,7 +217,8 @@ def check_options_reject_unknown_keys(component: Component) -> None:
     except ValidationError as err:
         if any(e["type"] == "extra_forbidden" for e in err.errors()):
             return
-    _fail(component, "Options accepted the unknown key 'no_such_option_xyz'; set model_config = ConfigDict(extra='forbid')")
+    _fail(component, "Options accepted the unknown key 'no_such_option_xyz'; derive Options from "
+                     "tumorboard.api.Options (or set model_config = ConfigDict(extra='forbid'))")
 
 
 def check_fit_returns_self(component: Component) -> None:

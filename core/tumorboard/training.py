@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, create_model
+from pydantic import BaseModel, Field, PositiveInt, create_model
+
+from .components import Options
 
 
 @dataclass
@@ -29,7 +31,7 @@ def training_options(*, epochs: int = 200, patience: int = 20, batch_size: int =
     """
     return create_model(
         "TrainingOptions",
-        __config__=ConfigDict(extra="forbid"),
+        __base__=Options,
         epochs=(PositiveInt, Field(epochs, description="Most epochs; early stopping usually ends sooner.")),
         patience=(PositiveInt, Field(patience, description="Epochs without a better validation loss before stopping.")),
         batch_size=(PositiveInt, Field(batch_size, description="Patients (images) per step.")),

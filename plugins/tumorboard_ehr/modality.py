@@ -10,9 +10,10 @@ from typing import Literal, Self
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from tumorboard.api import (
+    Options,
     ComponentError,
     DataError,
     FeatureBlock,
@@ -30,10 +31,8 @@ from .features import DEFAULT_FINDINGS, index_from_concepts, normalise_units, ra
 FAMILIES = ("demographics", "condition", "drug", "procedure", "observation", "measurements", "notes")
 
 
-class EventColumns(BaseModel):
+class EventColumns(Options):
     """Column names of a long events table."""
-
-    model_config = ConfigDict(extra="forbid")
     patient_id: str = "patient_id"
     time: str = "time"
     code: str = "code"
@@ -125,8 +124,7 @@ class EhrPolars(Modality):
 
     name = "ehr.polars"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         omop_dir: InputPath | None = Field(None, description="Folder with OMOP CDM tables (CSV or Parquet).")
         events: InputPath | None = Field(None, description="A long events table instead of OMOP.")
         events_columns: EventColumns = Field(default_factory=EventColumns, description="Column names of the events table.")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
 from tumorboard.api import (
+    Options,
     DEFAULT_METRICS,
     GREATER_IS_BETTER,
     METRICS,
@@ -30,8 +31,7 @@ class PermutationExplainer(Explainer):
 
     name = "explain.permutation"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         n_repeats: PositiveInt = Field(5, description="Shuffles per feature; the spread is their SD.")
         metric: str | None = Field(None, description="Metric to score; default the task's first metric.")
         max_patients: PositiveInt = Field(2000, description="Score on at most this many patients (sampled).")

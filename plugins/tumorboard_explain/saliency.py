@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
-from tumorboard.api import Attribution, ComponentError, Explainer, FeatureBlock, Modality, Model, Target
+from tumorboard.api import Attribution, ComponentError, Explainer, FeatureBlock, Modality, Model, Options, Target
 
 
 class SaliencyExplainer(Explainer):
@@ -24,8 +24,7 @@ class SaliencyExplainer(Explainer):
 
     name = "explain.saliency"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         max_patients: PositiveInt = Field(1000, description="Explain at most this many patients (sampled).")
 
     def explain(self, model: Model, X: FeatureBlock, feature_names: Sequence[str], y: Target | None = None,

@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
-from tumorboard.api import Attribution, ComponentError, Explainer, FeatureBlock, Model, Target
+from tumorboard.api import Attribution, ComponentError, Explainer, FeatureBlock, Model, Options, Target
 
 # scikit-learn tree ensembles shap's TreeExplainer reads exactly
 TREE_ESTIMATORS = (
@@ -70,8 +70,7 @@ class ShapExplainer(Explainer):
 
     name = "explain.shap"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         algorithm: Literal["auto", "tree", "linear", "permutation"] = Field(
             "auto", description="auto: tree for tree ensembles, linear for model.logistic, else permutation.")
         background: PositiveInt = Field(100, description="Training patients in the background sample (linear, permutation).")

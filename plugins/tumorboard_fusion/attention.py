@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
-from pydantic import ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
 from tumorboard.api import ComponentError, FeatureBlock, Fusion, Target, train_settings, training_options
 
@@ -57,7 +57,6 @@ class AttentionFusion(Fusion):
     name = "fusion.attention"
 
     class Options(training_options(batch_size=128, weight_decay=1e-3)):
-        model_config = ConfigDict(extra="forbid")
         width: PositiveInt = Field(32, description="Shared token width (the fused embedding's size).")
         heads: PositiveInt = Field(4, description="Attention heads (width must be divisible by it).")
         depth: PositiveInt = Field(1, description="Attention blocks.")

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from tumorboard.api import FeatureBlock, Fusion, Target
+from tumorboard.api import FeatureBlock, Fusion, Options, Target
 
 from .checks import check_fit_inputs, check_transform_inputs
 
@@ -25,8 +25,7 @@ class ConcatFusion(Fusion):
 
     name = "fusion.concat"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         scale: bool = Field(True, description="Standardise each feature with training mean and SD.")
         presence_indicators: bool = Field(True, description="Add one MODALITY:present column per block.")
 

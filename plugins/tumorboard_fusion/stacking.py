@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from tumorboard.api import ComponentError, FeatureBlock, Fusion, Model, Target, component_class
+from tumorboard.api import component_class, ComponentError, FeatureBlock, Fusion, Model, Options, Target
 
 from .checks import check_fit_inputs, check_transform_inputs
 from .concat import ConcatFusion
@@ -17,10 +17,8 @@ DEFAULT_BASE = {"binary": "model.logistic", "multiclass": "model.logistic", "reg
                 "survival": "model.coxnet"}
 
 
-class BaseModelSpec(BaseModel):
+class BaseModelSpec(Options):
     """The per-modality model: a model plugin and its options."""
-
-    model_config = ConfigDict(extra="forbid")
     plugin: str
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -40,8 +38,7 @@ class StackingFusion(Fusion):
 
     name = "fusion.stacking"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         base: BaseModelSpec | None = Field(
             None, description="Model per modality (default: model.logistic; model.gbm for regression; model.coxnet for survival).")
         inner_folds: int = Field(5, ge=2, description="Inner folds of the training patients for the cross-fitted predictions.")

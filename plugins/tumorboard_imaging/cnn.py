@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import numpy as np
-from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from tumorboard.api import Attribution, ComponentError, DataError, FeatureBlock, Target, train_settings, training_options
 
@@ -130,7 +130,6 @@ class ImagingCNN(ImagingSource):
     name = "imaging.cnn"
 
     class Options(ImagingInputs, training_options(epochs=100, patience=15, batch_size=64)):
-        model_config = ConfigDict(extra="forbid")
         shape: list[PositiveInt] = Field([32, 32, 32], min_length=2, max_length=3,
                                          description="Network input size: 3 sizes (z, y, x) for volumes, 2 for images.")
         backbone: Literal["mixer", "resnet"] = Field("mixer", description="mixer (fast on CPUs) or resnet (convolutions).")

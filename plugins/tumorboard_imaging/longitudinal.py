@@ -23,9 +23,9 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from tumorboard.api import ComponentError, DataError, InputPath, TumorboardWarning, read_table
+from tumorboard.api import Options, ComponentError, DataError, InputPath, TumorboardWarning, read_table
 
 from .modality import MeasuredFeatures
 from .preprocess import Preparation, prepare, unusable, warn_unusable
@@ -138,10 +138,8 @@ def landmark_table(frame: pl.DataFrame, time: str, landmark: float) -> pl.DataFr
     return frame.filter(pl.col(time) > landmark).with_columns((pl.col(time) - landmark).alias(time))
 
 
-class LongitudinalOptions(BaseModel):
+class LongitudinalOptions(Options):
     """Where the scans are, the landmark, and how response is measured."""
-
-    model_config = ConfigDict(extra="forbid")
     manifest: InputPath = Field(description="Table with patient_id, time_point (or timepoint), image, mask and "
                                             "optionally day (days since baseline).")
     folder: InputPath | None = Field(None, description="Folder the manifest's paths are relative to (default: the "

@@ -9,9 +9,10 @@ from typing import Literal, Self
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import Field, PositiveFloat, model_validator
 
 from tumorboard.api import (
+    Options,
     ComponentError,
     DataError,
     FeatureBlock,
@@ -29,10 +30,8 @@ from .radiomics import FAMILIES, region_features
 
 
 
-class ImagingInputs(BaseModel):
+class ImagingInputs(Options):
     """Where each patient's image and mask are: templates, or a manifest table."""
-
-    model_config = ConfigDict(extra="forbid")
     folder: InputPath | None = Field(None, description="Folder that template and manifest paths are relative to "
                                      "(default: the manifest's folder; for templates, the working directory). "
                                      "Write folder = \".\" for the spec's folder.")
@@ -124,7 +123,6 @@ class ImagingRadiomics(ImagingSource, MeasuredFeatures):
     name = "imaging.radiomics"
 
     class Options(ImagingInputs):
-        model_config = ConfigDict(extra="forbid")
         label: int | None = Field(None, description="Mask label of the region (default: the 1s of a 0/1 mask).")
         families: list[Literal["shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"]] = Field(
             list(FAMILIES), description="Feature families to compute.")

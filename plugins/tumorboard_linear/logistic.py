@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Literal, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 from scipy.special import expit, softmax
 
-from tumorboard.api import ComponentError, FeatureBlock, Model, Target
+from tumorboard.api import ComponentError, FeatureBlock, Model, Options, Target
 
 
 class LogisticModel(Model):
@@ -21,8 +21,7 @@ class LogisticModel(Model):
     name = "model.logistic"
     tasks = frozenset({"binary", "multiclass"})
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         C: PositiveFloat = Field(1.0, description="Inverse L2 penalty strength; smaller is stronger.")
         penalty: Literal["l2", "none"] = Field("l2", description="l2, or none for an unpenalised fit.")
         class_weight: Literal["balanced"] | None = Field(None, description="'balanced' reweights rare classes.")

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from scipy.special import expit, logit, softmax
 
-from tumorboard.api import ComponentError, FeatureBlock, Model, Target, component_class
+from tumorboard.api import component_class, ComponentError, FeatureBlock, Model, Options, Target
 
 
-class Member(BaseModel):
+class Member(Options):
     """One model of the ensemble: a plugin name and its options."""
-
-    model_config = ConfigDict(extra="forbid")
     plugin: str
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -30,8 +28,7 @@ class EnsembleModel(Model):
 
     name = "model.ensemble"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         models: list[Member] = Field(min_length=2, description="Member models, e.g. [{plugin = 'model.gbm'}, ...].")
         method: Literal["vote", "stack"] = Field("vote", description="Soft voting, or a stacked meta-model.")
         weights: list[float] | None = Field(None, description="Voting weights, one per member (default equal).")

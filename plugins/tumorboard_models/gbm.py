@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Literal, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 
-from tumorboard.api import FeatureBlock, Target
+from tumorboard.api import FeatureBlock, Options, Target
 
 from .base import EstimatorModel
 
@@ -24,8 +24,7 @@ class GradientBoostingModel(EstimatorModel):
     tasks = frozenset({"binary", "multiclass", "regression"})
     allows_missing = True
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         learning_rate: PositiveFloat = Field(0.1, description="Shrinkage per boosting iteration.")
         max_iter: PositiveInt = Field(200, description="Boosting iterations (upper bound with early stopping).")
         max_leaf_nodes: PositiveInt = Field(15, description="Leaves per tree.")

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Literal, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 
-from tumorboard.api import FeatureBlock, Target
+from tumorboard.api import FeatureBlock, Options, Target
 
 from .base import EstimatorModel
 
@@ -65,8 +65,7 @@ class CoxnetModel(_SurvivalModel):
 
     name = "model.coxnet"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         l1_ratio: float = Field(0.5, gt=0, le=1, description="Elastic-net mixing: 1 is lasso.")
         alpha: PositiveFloat | None = Field(None, description="Penalty strength; default: chosen by inner CV.")
         n_alphas: PositiveInt = Field(30, description="Penalties on the path searched by the inner CV.")
@@ -116,8 +115,7 @@ class RandomSurvivalForestModel(_SurvivalModel):
 
     name = "model.rsf"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         n_estimators: PositiveInt = Field(200, description="Trees.")
         min_samples_split: PositiveInt = Field(10, description="Patients needed to split a node.")
         min_samples_leaf: PositiveInt = Field(15, description="Patients per leaf at least.")
@@ -138,8 +136,7 @@ class GradientBoostedSurvivalModel(_SurvivalModel):
 
     name = "model.gbsurv"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         n_estimators: PositiveInt = Field(200, description="Boosting stages.")
         learning_rate: PositiveFloat = Field(0.05, description="Shrinkage per stage.")
         max_depth: PositiveInt = Field(3, description="Depth of each tree.")

@@ -14,14 +14,12 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
-from tumorboard.api import DataError, InputPath, read_table, row_label
+from pydantic import Field, PositiveInt
+from tumorboard.api import Options, DataError, InputPath, read_table, row_label
 
 
-class LayerSpec(BaseModel):
+class LayerSpec(Options):
     """One omics layer: a name, a matrix file, and its preprocessing."""
-
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(description="Layer name (mutation, cnv, rna, methylation, protein, metabolite, mirna, ...).")
     path: InputPath = Field(description="CSV, TSV or Parquet matrix.")
     orientation: Literal["patients_by_features", "features_by_patients"] = Field(

@@ -11,15 +11,14 @@ from collections.abc import Sequence
 from typing import Literal, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
-from tumorboard.api import Attribution, ComponentError, FeatureBlock, Modality, Target, train_settings, training_options
+from pydantic import Field, PositiveInt
+from tumorboard.api import Attribution, ComponentError, FeatureBlock, Modality, Options, Target, train_settings, training_options
 
 from .layers import LayerSpec, check_orientation, read_layer, transposed_hint
 from .prepare import apply_layer, fit_layer
 
 
-class _LayerOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _LayerOptions(Options):
     layers: list[LayerSpec] = Field(min_length=1, description="The omics layers, each a matrix file.")
     select: Literal["variance", "supervised"] = Field(
         "variance", description="Rank features by training variance, or (supervised) by univariate association "
@@ -91,7 +90,6 @@ class OmicsPCA(_OmicsModality):
     name = "omics.pca"
 
     class Options(_LayerOptions):
-        model_config = ConfigDict(extra="forbid")
         components: PositiveInt = Field(16, description="Components per layer (per_layer) or in all (joint).")
         mode: Literal["per_layer", "joint"] = Field("per_layer", description="One PCA per layer, or one over all.")
 
@@ -144,7 +142,6 @@ class OmicsAutoencoder(_OmicsModality):
     name = "omics.autoencoder"
 
     class Options(_LayerOptions, training_options(batch_size=256)):
-        model_config = ConfigDict(extra="forbid")
         hidden: list[PositiveInt] = Field([256], description="Widths of the hidden layers of each encoder (decoders mirror them).")
         latent: PositiveInt = Field(32, description="Width of the joint latent (the output features).")
         variational: bool = Field(False, description="A variational latent (KL term weighted by beta).")

@@ -10,9 +10,10 @@ from typing import Literal, Self
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
 from tumorboard.api import (
+    Options,
     ComponentError,
     DataError,
     FeatureBlock,
@@ -123,8 +124,7 @@ class TabularFile(Modality):
 
     name = "tabular.file"
 
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Options(Options):
         path: InputPath = Field(description="CSV, TSV or Parquet table, one row per patient.")
         id_column: str = Field("patient_id", description="Column holding patient ids.")
         columns: list[str] | None = Field(None, description="Use only these columns (default: all).")
