@@ -182,3 +182,12 @@ parallel_trials = 3
     assert trials[0].equals(trials[1])
     assert one.predictions.equals(two.predictions)
     assert one.metrics["search"] == two.metrics["search"]
+
+
+def test_a_finished_search_keeps_no_cached_blocks_in_this_process(quickstart):
+    """Trials reuse fitted modality blocks within a run; a notebook running many runs must not keep them."""
+    from tumorboard import search
+
+    with_search(quickstart, '[search]\ntrials = 2\n[search.space]\n"model.options.C" = { log_uniform = [0.01, 1.0] }\n')
+    run(quickstart)
+    assert len(search._BLOCKS) == 0 and search._block_bytes == 0

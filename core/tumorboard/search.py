@@ -100,6 +100,12 @@ def _modality_blocks(token: str, name: str, modality, train_ids: list[str], y: T
     return blocks
 
 
+def _forget_blocks() -> None:
+    global _block_bytes
+    _BLOCKS.clear()
+    _block_bytes = 0
+
+
 def _pruned(pruning: tuple[str, list] | None, running: list[float]) -> bool:
     """Optuna's median pruner on this trial's running inner scores against the study's earlier rounds."""
     if pruning is None:
@@ -330,6 +336,7 @@ def run_search(plan: SearchPlan, loaded, cohort: Cohort, folds: list[Fold], exec
         if section.timeout is not None and time.perf_counter() - start > section.timeout:
             break
 
+    _forget_blocks()  # this run's entries are of no use to another run in this process
     selected: dict[str, Selected] = {}
     pipelines: dict[str, Pipeline] = {}
     for s in studies:
