@@ -16,6 +16,7 @@ from .data import FeatureBlock, Target
 from pydantic import ValidationError
 
 from .errors import ComponentError, DataError, RunError, TumorboardError
+from .specproblems import options_message
 from .state import load_state, save_state
 
 PIPELINE_FORMAT = 1
@@ -208,9 +209,7 @@ class Pipeline:
             try:
                 component = component_cls.from_options(options, base_dir=base_dir, data_root=data_root)
             except ValidationError as err:
-                problems = "; ".join(f"options.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-                                     for e in err.errors())
-                raise DataError(f"{family} {entry['name']!r} ({entry['plugin']}): {problems}") from None
+                raise DataError(f"{family} {entry['name']!r} ({entry['plugin']}): {options_message(err)}") from None
             component.seed = entry["seed"]
             stem = str(entry.get("state", ""))
             if not stem or "/" in stem or "\\" in stem or stem.startswith("."):

@@ -268,7 +268,6 @@ def build_pipeline(plan: SearchPlan, loaded, params: dict[str, Any]) -> tuple[Pi
 class _Study:
     key: str
     study: Any
-    train: np.ndarray
     inner: list[tuple[np.ndarray, np.ndarray]]
     context: Any
     asked: int = 0
@@ -296,7 +295,7 @@ def run_search(plan: SearchPlan, loaded, cohort: Cohort, folds: list[Fold], exec
         if section.sampler == "grid":
             for point in grid_points(plan, sampler_seed)[: plan.trials]:
                 study.enqueue_trial({k: _encode(v) for k, v in point.items()})
-        studies.append(_Study(key, study, train, inner, context))
+        studies.append(_Study(key, study, inner, context))
 
     target = plan.trials
     token = uuid.uuid4().hex  # this run's cache entries only (a worker may serve several runs)

@@ -12,6 +12,7 @@ one pass with file:line, not in trial 17.
 from __future__ import annotations
 
 import copy
+import functools
 import difflib
 import json
 import itertools
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 
 from .components import paths_in_options
 from .errors import Problem
-from .specproblems import unknown_component_message
+from .specproblems import build_component, options_message, unknown_component_message
 from .tomlindex import TomlLineIndex
 
 CALIBRATIONS = ("none", "isotonic", "sigmoid")
@@ -65,10 +66,6 @@ class Distribution(_Strict):
             if len(set(encoded)) != len(encoded):
                 raise ValueError("choice lists a value twice")
         return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in ("log_uniform", "uniform", "integer", "choice") if getattr(self, k) is not None)
 
     def probe_values(self) -> list[Any]:
         """The values that stand for everything a trial can draw: both ends of a range, every choice."""
@@ -135,7 +132,6 @@ class Slot:
 
     key: str  # "model", "fusion", "modality.rna"
     family: str
-    name: str  # the modality's name, or the family
     plugin: str  # the spec's own plugin
     candidates: dict[str, dict[str, Any]] = field(default_factory=dict)  # plugin -> its base options (as written)
     pins: dict[str, str | None] = field(default_factory=dict)  # plugin -> distribution
@@ -173,7 +169,7 @@ class SearchPlan:
             return self.grid_size
         return None if self.section.timeout is not None else 20
 
-    @property
+    @functools.cached_property
     def grid_size(self) -> int:
         return len(grid_points(self, 0))
 
@@ -205,11 +201,6 @@ def _parse_key(key: str, modality_names: list[str]) -> tuple[str, str] | str:
     if len(rest) == 2 and rest[0] == "options" and rest[1]:
         return slot, rest[1]
     return f"{key!r} is not one of {KEY_FORMS} (one option per key)"
-
-
-def _validation_message(err: ValidationError) -> str:
-    return "; ".join(f"options.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-                     if e["loc"] else e["msg"].removeprefix("Value error, ") for e in err.errors())
 
 
 def check_search(spec, registry, catalogue, index: TomlLineIndex, base_dir: Path, check_files: bool,
@@ -247,7 +238,7 @@ def check_search(spec, registry, catalogue, index: TomlLineIndex, base_dir: Path
             continue
         slot_key, field_name = where
         family, cspec = specs[slot_key]
-        slots.setdefault(slot_key, Slot(slot_key, family, slot_key.split(".")[-1], cspec.plugin))
+        slots.setdefault(slot_key, Slot(slot_key, family, cspec.plugin))
         parsed.append((key, slot_key, field_name, dist))
 
     # which plugins each slot may hold, and each one's base options
@@ -280,12 +271,12 @@ def check_search(spec, registry, catalogue, index: TomlLineIndex, base_dir: Path
             else:  # what the spec says that this candidate also declares: its input path, id column, ...
                 options = {k: copy.deepcopy(v) for k, v in cspec.options.items() if k in fields}
             slot.candidates[plugin] = options
-            component = _build(cls, options, base_dir, check_files)
+            component = build_component(cls, options, base_dir, check_files)
             if isinstance(component, ValidationError):
                 fix = (f'; give its options in [search.candidates."{slot_key}"."{plugin}"]' if plugin not in given
                        else "")
                 problem(("search", "candidates", slot_key) if plugin in given else loc,
-                        f"candidate {plugin!r} for {slot_key}: {_validation_message(component)}{fix}", plugin)
+                        f"candidate {plugin!r} for {slot_key}: {options_message(component)}{fix}", plugin)
             elif component is not None:
                 slot.paths += paths_in_options(component)
             if component is not None and not isinstance(component, ValidationError) and task not in component.tasks:
@@ -324,9 +315,9 @@ def check_search(spec, registry, catalogue, index: TomlLineIndex, base_dir: Path
             cls = registry.get(slot.family, plugin, slot.pins.get(plugin))
             for value in dist.probe_values():
                 options = {**slot.candidates[plugin], field_name: value}
-                result = _build(cls, options, base_dir, check_files)
+                result = build_component(cls, options, base_dir, check_files)
                 if isinstance(result, ValidationError):
-                    problem(loc, f"{plugin} refuses {field_name} = {value!r}: {_validation_message(result)}")
+                    problem(loc, f"{plugin} refuses {field_name} = {value!r}: {options_message(result)}")
                     break
         dimensions.append(Dimension(key, slot_key, field_name, dist, owners))
 
@@ -338,17 +329,6 @@ def check_search(spec, registry, catalogue, index: TomlLineIndex, base_dir: Path
     if len(problems) > start:
         return None
     return SearchPlan(section, slots, dimensions, metric, GREATER_IS_BETTER.get(metric, True))
-
-
-def _build(cls, options: dict[str, Any], base_dir: Path, check_files: bool):
-    """The component for ``options``, the ValidationError it raises, or None (files not checked)."""
-    context = {"base_dir": base_dir} if check_files else {"base_dir": base_dir, "skip_files": True}
-    try:
-        return cls(cls.Options.model_validate(options, context=context))
-    except ValidationError as err:
-        if not check_files and all("file not found" in e["msg"] for e in err.errors()):
-            return None
-        return err
 
 
 def grid_points(plan: SearchPlan, seed: int) -> list[dict[str, Any]]:

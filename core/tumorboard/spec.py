@@ -32,7 +32,7 @@ from .metrics import DEFAULT_METRICS, METRICS
 from .plugins import PluginRegistry, load_plugins, resolve_local_plugin, split_command_line_plugins
 from .searchspace import SearchPlan, SearchSection, check_search
 from .specproblems import problems_from as _problems_from
-from .specproblems import unknown_component_message
+from .specproblems import build_component, unknown_component_message
 from .tomlindex import TomlLineIndex, format_path
 
 
@@ -388,13 +388,11 @@ def validate_spec(
             message = unknown_component_message(cspec.plugin, family, registry, catalogue, cspec.distribution)
             problems.append(Problem(format_path(loc + ("plugin",)), message, index.line_of(loc + ("plugin",)), cspec.plugin, True))
             return None
-        try:
-            context = {"base_dir": base_dir} if check_files else {"base_dir": base_dir, "skip_files": True}
-            component = cls(cls.Options.model_validate(cspec.options, context=context))
-        except ValidationError as err:
-            if not check_files and all("file not found" in e["msg"] for e in err.errors()):
-                return None
-            problems.extend(_problems_from(err, loc + ("options",), index))
+        component = build_component(cls, cspec.options, base_dir, check_files)
+        if component is None:
+            return None
+        if isinstance(component, ValidationError):
+            problems.extend(_problems_from(component, loc + ("options",), index))
             return None
         # asked of the instance: an ensemble supports what all its members support
         if spec.run.task not in component.tasks:

@@ -58,3 +58,22 @@ def unknown_component_message(
             lines.append(f"{describe(plugin)} tried to provide it but is broken: {plugin.error}")
     lines.append(f"installed {family} components: {', '.join(installed) or '(none)'}")
     return "\n".join(lines)
+
+
+def build_component(cls, options: dict, base_dir, check_files: bool = True):
+    """``cls`` built from a spec's raw ``options`` (paths against ``base_dir``): the component, the
+    ValidationError its Options raise, or None when only missing files failed and ``check_files`` is off
+    (schema checks of examples)."""
+    context = {"base_dir": base_dir} if check_files else {"base_dir": base_dir, "skip_files": True}
+    try:
+        return cls(cls.Options.model_validate(options, context=context))
+    except ValidationError as err:
+        if not check_files and all("file not found" in e["msg"] for e in err.errors()):
+            return None
+        return err
+
+
+def options_message(err: ValidationError) -> str:
+    """A component's Options errors on one line: ``options.NAME: what is wrong; ...``."""
+    return "; ".join(f"options.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                     if e["loc"] else e["msg"].removeprefix("Value error, ") for e in err.errors())
