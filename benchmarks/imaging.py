@@ -30,7 +30,7 @@ from omics_autoencoder import matmul_peak
 
 
 def preprocess_rate(count: int) -> float:
-    from tumorboard.synth import SynthOptions, generate
+    from tumorboard._engine.synth import SynthOptions, generate
     from tumorboard_imaging.preprocess import Preparation, prepare
 
     with tempfile.TemporaryDirectory() as tmp:

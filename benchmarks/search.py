@@ -79,8 +79,8 @@ def main() -> None:
             raise SystemExit("the searched run on 2 workers differs from the run on 1 worker under the same budget")
         trials_same, predictions_same = same(one, two)
 
-        from tumorboard.data import Target
-        from tumorboard.metrics import paired_difference
+        from tumorboard._engine.data import Target
+        from tumorboard._engine.metrics import paired_difference
 
         base = pl.read_parquet(default_dir / "predictions.parquet").sort("patient_id")
         tuned = pl.read_parquet(one / "predictions.parquet").sort("patient_id")

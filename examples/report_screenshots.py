@@ -38,9 +38,9 @@ def main() -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         sys.exit("Chromium is not installed (Debian: apt-get install chromium)")
-    from tumorboard.card import patient_card
-    from tumorboard.engine import run
-    from tumorboard.synth import SynthOptions, generate
+    from tumorboard._engine.card import patient_card
+    from tumorboard._engine.engine import run
+    from tumorboard._engine.synth import SynthOptions, generate
 
     with tempfile.TemporaryDirectory() as tmp:
         cohort = generate(Path(tmp) / "cohort", SynthOptions(patients=300, seed=0))

@@ -35,8 +35,8 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from tumorboard.api import Target, component_class
-    from tumorboard.cohort import load_cohort
-    from tumorboard.synth import SynthOptions, generate
+    from tumorboard._engine.cohort import load_cohort
+    from tumorboard._engine.synth import SynthOptions, generate
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = generate(Path(tmp) / "c", SynthOptions(patients=args.patients, seed=4))

@@ -9,7 +9,7 @@ from typing import Any
 
 import tomli_w
 
-from tumorboard.engine import RunResult, run
+from tumorboard._engine.engine import RunResult, run
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tumorboard.bootstrap import (
+from tumorboard._engine.bootstrap import (
     BATCHES,
     batch_functions,
     replicate_values,
     resampling_weights,
     weighted_concordance,
 )
-from tumorboard.data import Target
-from tumorboard.evaluation import survival_context
-from tumorboard.metrics import estimate, harrell_c, metric_functions, paired_difference, score
+from tumorboard._engine.data import Target
+from tumorboard._engine.evaluation import survival_context
+from tumorboard._engine.metrics import estimate, harrell_c, metric_functions, paired_difference, score
 
 # metrics whose batched sums are over integer counts: equal to the last bit
 EXACT = {("binary", m) for m in ("auroc", "accuracy", "balanced_accuracy", "sensitivity", "specificity",
@@ -157,8 +157,8 @@ def test_no_events_and_a_single_class_give_undefined_replicates():
 
 def test_a_bootstrap_on_workers_gives_the_same_replicates(monkeypatch):
     """Parts of one bootstrap on two worker processes: the parent's generator states, the same values."""
-    import tumorboard.bootstrap as bootstrap
-    from tumorboard.execution import Executor, using
+    import tumorboard._engine.bootstrap as bootstrap
+    from tumorboard._engine.execution import Executor, using
 
     y, preds, context = case("survival", 8, n=150)
     fn = metric_functions("survival", context)["uno_c"]

@@ -8,8 +8,8 @@ import sys
 import polars as pl
 from typer.testing import CliRunner
 
-from tumorboard.cli import app
-from tumorboard.quickstart import write_quickstart
+from tumorboard._engine.cli import app
+from tumorboard._engine.quickstart import write_quickstart
 
 from conftest import set_key
 
@@ -61,10 +61,10 @@ def test_predict_applies_the_saved_pipeline_to_a_new_folder(quickstart, tmp_path
 
 
 def test_predict_matches_the_refitted_pipeline_on_training_patients(quickstart, tmp_path):
-    from tumorboard.engine import load_run_cohort
-    from tumorboard.pipeline import Pipeline
-    from tumorboard.predict import predict_new
-    from tumorboard.spec import load_spec
+    from tumorboard._engine.engine import load_run_cohort
+    from tumorboard._engine.pipeline import Pipeline
+    from tumorboard._engine.predict import predict_new
+    from tumorboard._engine.spec import load_spec
 
     runner.invoke(app, ["run", str(quickstart), "-q"])
     run_dir = quickstart.parent / "runs" / "quickstart"

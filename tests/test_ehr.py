@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from tumorboard.api import DataError, Target, TumorboardWarning
-from tumorboard.synth import SynthOptions, generate
+from tumorboard._engine.synth import SynthOptions, generate
 from tumorboard.testing import parametrize_with_checks
 from tumorboard_ehr.modality import EhrPolars
 
@@ -163,7 +163,7 @@ def test_empty_tables_are_reported_not_fatal(tmp_path):
 
 
 def test_events_of_patients_outside_the_cohort_are_counted_and_ignored(tmp_path):
-    from tumorboard.engine import run
+    from tumorboard._engine.engine import run
 
     folder = COHORT
     spec = tmp_path / "spec.toml"

@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tumorboard.engine import run
-from tumorboard.errors import DataError, RunError
-from tumorboard.quickstart import QUICKSTART_SPEC, write_quickstart
+from tumorboard._engine.engine import run
+from tumorboard._engine.errors import DataError, RunError
+from tumorboard._engine.quickstart import QUICKSTART_SPEC, write_quickstart
 
 from conftest import fast, set_key
 

@@ -12,12 +12,12 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from tumorboard.cli import app
-from tumorboard.engine import run
-from tumorboard.errors import SpecError
-from tumorboard.execution import Executor, parallel_map, using, xla_flags
-from tumorboard.quickstart import write_quickstart
-from tumorboard.spec import load_spec
+from tumorboard._engine.cli import app
+from tumorboard._engine.engine import run
+from tumorboard._engine.errors import SpecError
+from tumorboard._engine.execution import Executor, parallel_map, using, xla_flags
+from tumorboard._engine.quickstart import write_quickstart
+from tumorboard._engine.spec import load_spec
 
 from conftest import fast, set_key
 
@@ -167,8 +167,8 @@ def test_workers_run_under_the_thread_budget():
 
 
 def test_json_schema_documents_the_execution_section():
-    from tumorboard.plugins import load_plugins
-    from tumorboard.spec import spec_json_schema
+    from tumorboard._engine.plugins import load_plugins
+    from tumorboard._engine.spec import spec_json_schema
 
     schema = spec_json_schema(load_plugins())
     assert "execution" in schema["properties"]

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from tumorboard.api import Attribution, FeatureBlock, Target, component_class
-from tumorboard.cohort import load_cohort
-from tumorboard.explanations import modality_shares
-from tumorboard.pipeline import Pipeline
-from tumorboard.synth import SynthOptions, generate
-from tumorboard.synth.omics import layer_params
-from tumorboard.synth.params import PROGRAM_MARKERS
+from tumorboard._engine.cohort import load_cohort
+from tumorboard._engine.explanations import modality_shares
+from tumorboard._engine.pipeline import Pipeline
+from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard._engine.synth.omics import layer_params
+from tumorboard._engine.synth.params import PROGRAM_MARKERS
 from tumorboard_explain.shapley import ShapExplainer
 
 

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from tumorboard.api import ComponentError, Target
-from tumorboard.synth import SynthOptions, generate
+from tumorboard._engine.synth import SynthOptions, generate
 from tumorboard.testing import parametrize_with_checks
 from tumorboard_imaging.longitudinal import (
     ImagingLongitudinal,
@@ -92,7 +92,7 @@ def test_landmark_before_the_followup_is_refused():
 def test_landmark_refusal_reaches_the_run_with_its_reason(tmp_path):
     from typer.testing import CliRunner
 
-    from tumorboard.cli import app
+    from tumorboard._engine.cli import app
 
     spec = write_spec(tmp_path, "binary", "outcomes.csv", '"response"', "landmark_day = 30", "model.logistic")
     result = CliRunner().invoke(app, ["run", str(spec), "--quiet"])
@@ -128,7 +128,7 @@ def test_landmark_table_keeps_patients_at_risk_and_restarts_the_clock():
 
 
 def test_landmark_survival_run_from_the_followup(tmp_path):
-    from tumorboard.engine import run
+    from tumorboard._engine.engine import run
 
     outcomes = landmark_table(pl.read_csv(COHORT / "outcomes.csv"), "os_months", 60 / 30.4375)
     outcomes.write_csv(tmp_path / "outcomes_landmark.csv")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from tumorboard.data import Target
-from tumorboard.metrics import BINARY, estimate, harrell_c, score
+from tumorboard._engine.data import Target
+from tumorboard._engine.metrics import BINARY, estimate, harrell_c, score
 
 REFERENCE = {
     "auroc": lambda y, p: skm.roc_auc_score(y, p),
@@ -90,8 +90,8 @@ def test_survival_metrics_match_scikit_survival(seed):
     )
     from sksurv.util import Surv
 
-    from tumorboard.evaluation import survival_context
-    from tumorboard.metrics import metric_functions
+    from tumorboard._engine.evaluation import survival_context
+    from tumorboard._engine.metrics import metric_functions
 
     y, risk = random_survival(seed)
     context = survival_context(y, None)
@@ -125,7 +125,7 @@ def test_multiclass_and_regression_metrics_match_scikit_learn(seed):
 
 
 def test_decision_curve_matches_the_net_benefit_formula():
-    from tumorboard.evaluation import decision_curve
+    from tumorboard._engine.evaluation import decision_curve
 
     rng = np.random.default_rng(0)
     y = (rng.random(200) < 0.3).astype(int)
@@ -138,7 +138,7 @@ def test_decision_curve_matches_the_net_benefit_formula():
 
 
 def test_equalized_odds_difference_is_the_largest_rate_gap():
-    from tumorboard.evaluation import equalized_odds
+    from tumorboard._engine.evaluation import equalized_odds
 
     y = np.array([1, 1, 0, 0, 1, 1, 0, 0])
     p = np.array([0.9, 0.8, 0.1, 0.2, 0.9, 0.1, 0.9, 0.1])
@@ -152,9 +152,9 @@ def test_pooled_c_index_far_from_the_per_fold_mean_is_a_warning():
     """Two folds ranked perfectly within themselves but on shifted scales: per-fold C is 1, pooled is not."""
     import warnings
 
-    from tumorboard.data import Cohort
-    from tumorboard.evaluation import check_pooled_against_folds, collect, compute_metrics, per_fold_metrics
-    from tumorboard.splits import Fold
+    from tumorboard._engine.data import Cohort
+    from tumorboard._engine.evaluation import check_pooled_against_folds, collect, compute_metrics, per_fold_metrics
+    from tumorboard._engine.splits import Fold
 
     rng = np.random.default_rng(0)
     n = 120

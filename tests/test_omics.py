@@ -13,8 +13,8 @@ import pytest
 from conftest import SHARED_DATA
 from sklearn.cross_decomposition import CCA
 from tumorboard.api import DataError, Target, cox_loss
-from tumorboard.engine import run
-from tumorboard.synth import SynthOptions, generate
+from tumorboard._engine.engine import run
+from tumorboard._engine.synth import SynthOptions, generate
 from tumorboard.testing import parametrize_with_checks
 from tumorboard_omics.autoencoder import LayerAutoencoder, Settings, encode, make_loss
 from tumorboard_omics.modality import OmicsAutoencoder, OmicsPCA

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tumorboard.cli import app
-from tumorboard.plugins import load_plugins
+from tumorboard._engine.cli import app
+from tumorboard._engine.plugins import load_plugins
 
 BUILTINS = {"tabular.file", "model.logistic", "fusion.concat", "explain.permutation"}
 
@@ -110,7 +110,7 @@ def test_spec_naming_a_conflicting_component_names_both_and_how_to_pin(site, qui
     pinned = quickstart.read_text(encoding="utf-8").replace(
         'plugin = "model.logistic"', 'plugin = "model.logistic"\ndistribution = "tb-dupe"')
     quickstart.write_text(pinned, encoding="utf-8")
-    from tumorboard.engine import run
+    from tumorboard._engine.engine import run
 
     result = run(quickstart)
     assert result.metrics["overall"]["auroc"]["value"] == 0.5  # the pinned constant model, not the built-in
@@ -210,7 +210,7 @@ def test_local_module_loads_by_file_path_from_the_spec_folder(quickstart):
     (quickstart.parent / "my_lab_plugin.py").write_text(GOOD_MODEL.format(cls="Lab", name="model.lab_constant"))
     text = quickstart.read_text(encoding="utf-8").replace('plugin = "model.logistic"', 'plugin = "model.lab_constant"')
     quickstart.write_text(text + '\n[plugins]\nmodules = ["my_lab_plugin"]\n')
-    from tumorboard.engine import run
+    from tumorboard._engine.engine import run
 
     result = run(quickstart)
     assert result.metrics["overall"]["auroc"]["value"] == 0.5  # a constant predictor, as written

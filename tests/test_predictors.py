@@ -10,10 +10,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tumorboard.engine import run
-from tumorboard.errors import ComponentError, DataError
-from tumorboard.quickstart import write_quickstart
-from tumorboard.synth import SynthOptions, generate
+from tumorboard._engine.engine import run
+from tumorboard._engine.errors import ComponentError, DataError
+from tumorboard._engine.quickstart import write_quickstart
+from tumorboard._engine.synth import SynthOptions, generate
 
 from conftest import fast, set_key
 
@@ -73,7 +73,7 @@ def test_survival_models_find_the_planted_clinical_signal(survival_cohort, model
 
 
 def test_survival_pipeline_is_saved_without_pickle_and_predicts_again(survival_cohort):
-    from tumorboard.predict import predict_new
+    from tumorboard._engine.predict import predict_new
 
     path = run(survival_spec(survival_cohort, "model.rsf", "{ n_estimators = 20 }"), overwrite=True).path
     files = list((path / "pipeline").iterdir())
@@ -123,8 +123,8 @@ def test_ensemble_runs_inside_the_engine(quickstart, method):
 
 
 def test_ensemble_with_an_unknown_member_is_a_spec_error(quickstart):
-    from tumorboard.errors import SpecError
-    from tumorboard.spec import load_spec
+    from tumorboard._engine.errors import SpecError
+    from tumorboard._engine.spec import load_spec
 
     text = quickstart.read_text(encoding="utf-8").replace(
         'plugin = "model.logistic"', 'plugin = "model.ensemble"\noptions = { models = [{ plugin = "model.logistic" }, { plugin = "model.gmb" }] }')
@@ -277,8 +277,8 @@ def test_calibration_sees_training_patients_only(tmp_path):
 
 
 def test_calibration_is_refused_where_it_cannot_apply(tmp_path):
-    from tumorboard.errors import SpecError
-    from tumorboard.spec import load_spec
+    from tumorboard._engine.errors import SpecError
+    from tumorboard._engine.spec import load_spec
 
     spec = write_quickstart(tmp_path / "a", patients=60, seed=0)
     spec.write_text(spec.read_text().replace('plugin = "model.logistic"',
@@ -302,8 +302,8 @@ def test_calibration_is_refused_where_it_cannot_apply(tmp_path):
 ])
 def test_a_tampered_calibration_is_refused(tmp_path, bad):
     """The calibrator is read back as numbers only: anything else in its place stops the load."""
-    from tumorboard.calibration import checked_calibrator
-    from tumorboard.errors import RunError
+    from tumorboard._engine.calibration import checked_calibrator
+    from tumorboard._engine.errors import RunError
 
     with pytest.raises(RunError, match="saved calibration is malformed"):
         checked_calibrator(bad, "pipeline/manifest.json")
@@ -313,8 +313,8 @@ def test_a_tampered_calibration_is_refused(tmp_path, bad):
 
 def test_predict_applies_the_saved_calibrator(tmp_path):
     """New patients get the refit model's probabilities passed through the refit's calibrator."""
-    from tumorboard.calibration import apply_calibrator
-    from tumorboard.predict import predict_new
+    from tumorboard._engine.calibration import apply_calibrator
+    from tumorboard._engine.predict import predict_new
 
     plain = fast(write_quickstart(tmp_path / "plain", patients=200, seed=3), bootstrap=10)
     calibrated = fast(write_quickstart(tmp_path / "calibrated", patients=200, seed=3), bootstrap=10)

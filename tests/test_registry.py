@@ -12,10 +12,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tumorboard import hookspecs
-from tumorboard.catalogue import load_catalogue
-from tumorboard.plugins import load_plugins
-from tumorboard.spec import load_spec, spec_json_schema
+from tumorboard._engine import hookspecs
+from tumorboard._engine.catalogue import load_catalogue
+from tumorboard._engine.plugins import load_plugins
+from tumorboard._engine.spec import load_spec, spec_json_schema
 
 from conftest import REPO
 
@@ -87,3 +87,42 @@ def test_core_never_imports_a_plugin():
     result = subprocess.run([str(lint)], capture_output=True, text=True, encoding="utf-8", cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+PUBLIC_MODULES = {"api", "testing"}
+
+
+def test_tumorboard_exposes_only_api_and_testing_to_plugins():
+    """The private_modules contract is an allow-list only while nothing else sits beside the private package."""
+    package = REPO / "core" / "tumorboard"
+    modules = {p.stem for p in package.glob("*.py")} | {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert modules - {"__init__", "__main__", "_engine"} == PUBLIC_MODULES
+
+
+@pytest.mark.parametrize("target, broken", [
+    ("from tumorboard._engine.spec import load_spec", True),
+    ("import tumorboard._engine.engine", True),
+    ("from tumorboard.api import Model, hookimpl", False),
+    ("from tumorboard.testing import check_component", False),
+])
+def test_a_plugin_importing_an_internal_module_breaks_the_contract(tmp_path, target, broken):
+    """The repository's own contracts, run over a plugin package that reaches into the engine (or does not)."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    plugin = tmp_path / "tumorboard_evil"
+    plugin.mkdir()
+    (plugin / "__init__.py").write_text(f"{target}\n", encoding="utf-8")
+    lines = ["[tool.importlinter]", f"root_packages = {json.dumps(config['root_packages'] + ['tumorboard_evil'])}"]
+    for contract in config["contracts"]:
+        lines.append("[[tool.importlinter.contracts]]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in contract.items())
+    (tmp_path / "contracts.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    lint = Path(sys.executable).parent / "lint-imports"
+    result = subprocess.run([str(lint), str(tmp_path / "contracts.toml"), "--no-cache"],
+                            capture_output=True, text=True, encoding="utf-8", cwd=tmp_path, env=env)
+    output = result.stdout + result.stderr
+    if broken:
+        assert result.returncode != 0 and "plugins enter through tumorboard.api and tumorboard.testing only BROKEN" in output, output
+        assert "tumorboard_evil" in output
+    else:
+        assert result.returncode == 0, output

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from tumorboard.card import card_key, patient_card, reference
-from tumorboard.engine import run
-from tumorboard.figures import readable
-from tumorboard.report import cohort_report
-from tumorboard.synth import SynthOptions, generate
+from tumorboard._engine.card import card_key, patient_card, reference
+from tumorboard._engine.engine import run
+from tumorboard._engine.figures import readable
+from tumorboard._engine.report import cohort_report
+from tumorboard._engine.synth import SynthOptions, generate
 
 
 @functools.cache

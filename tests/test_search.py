@@ -10,10 +10,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tumorboard.engine import run
-from tumorboard.errors import SpecError
-from tumorboard.quickstart import write_quickstart
-from tumorboard.spec import load_spec
+from tumorboard._engine.engine import run
+from tumorboard._engine.errors import SpecError
+from tumorboard._engine.quickstart import write_quickstart
+from tumorboard._engine.spec import load_spec
 
 from conftest import fast
 
@@ -186,7 +186,7 @@ parallel_trials = 3
 
 def test_a_finished_search_keeps_no_cached_blocks_in_this_process(quickstart):
     """Trials reuse fitted modality blocks within a run; a notebook running many runs must not keep them."""
-    from tumorboard import search
+    from tumorboard._engine import search
 
     with_search(quickstart, '[search]\ntrials = 2\n[search.space]\n"model.options.C" = { log_uniform = [0.01, 1.0] }\n')
     run(quickstart)

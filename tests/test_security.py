@@ -25,11 +25,11 @@ from typer.testing import CliRunner
 from pydantic import BaseModel, ConfigDict
 
 from tumorboard.api import Model
-from tumorboard.cli import app
-from tumorboard.engine import run
-from tumorboard.errors import ComponentError, RunError
-from tumorboard.quickstart import write_quickstart
-from tumorboard.rundir import MANIFEST, STAGING_MARK, write_manifest
+from tumorboard._engine.cli import app
+from tumorboard._engine.engine import run
+from tumorboard._engine.errors import ComponentError, RunError
+from tumorboard._engine.quickstart import write_quickstart
+from tumorboard._engine.rundir import MANIFEST, STAGING_MARK, write_manifest
 
 from conftest import fast, set_key
 
@@ -123,7 +123,7 @@ def _estimator_with(callable_name: str):
 
 
 def test_estimator_naming_a_numpy_callable_is_refused():
-    from tumorboard.estimators import load_estimator
+    from tumorboard._engine.estimators import load_estimator
 
     blob = _estimator_with("numpy.testing._private.utils.runstring")
     with pytest.raises(ComponentError, match=r"does not trust: numpy\.testing\._private\.utils\.runstring"):
@@ -153,7 +153,7 @@ def test_tampered_estimator_in_a_run_is_refused_naming_the_file(tmp_path):
     {"plugin": "model.coxnet"}, {"plugin": "model.rsf", "n_estimators": 3}, {"plugin": "model.gbsurv", "n_estimators": 3},
 ])
 def test_every_builtin_estimator_loads_under_the_exact_trust_list(options):
-    from tumorboard.plugins import load_plugins
+    from tumorboard._engine.plugins import load_plugins
     from tumorboard.testing import synthetic_features, synthetic_target
 
     options = dict(options)
@@ -268,7 +268,7 @@ def test_demo_never_deletes_an_existing_cohort_folder(tmp_path):
 
 
 def test_demo_refuses_a_synthetic_cohort_of_another_size(tmp_path):
-    from tumorboard.synth import SynthOptions, generate
+    from tumorboard._engine.synth import SynthOptions, generate
 
     generate(tmp_path / "cohort", SynthOptions(patients=60, images=False, rna_genes=100))
     result = runner.invoke(app, ["demo", "--dir", str(tmp_path), "--patients", "80"])
@@ -328,7 +328,7 @@ def test_sigterm_is_handled_like_ctrl_c(qs, tmp_path):
     ready = tmp_path / "ready"
     script = f"""
 import time
-from tumorboard.engine import run
+from tumorboard._engine.engine import run
 class Slow:
     def begin(self, total, description):
         open({str(ready)!r}, "w").close()
@@ -376,7 +376,7 @@ def test_stale_staging_of_a_dead_process_is_removed_and_nothing_else(qs):
 
 
 def test_report_failure_keeps_the_finished_computation(qs, monkeypatch):
-    import tumorboard.engine as engine
+    import tumorboard._engine.engine as engine
 
     def broken(*args, **kwargs):
         raise ValueError("a figure could not be drawn")
@@ -468,8 +468,8 @@ def test_few_text_cells_in_a_numeric_column_are_named_or_coerced_on_request(qs):
 def test_unusable_images_mark_the_patient_absent_with_a_warning(tmp_path):
     import SimpleITK as sitk
 
-    from tumorboard.data import Target
-    from tumorboard.plugins import load_plugins
+    from tumorboard._engine.data import Target
+    from tumorboard._engine.plugins import load_plugins
 
     rng = np.random.default_rng(0)
     rows = []
@@ -557,7 +557,7 @@ def test_kit_does_not_call_constant_fitted_arrays_leakage():
 
 
 def test_kit_runs_only_the_checks_of_the_components_family():
-    from tumorboard.plugins import load_plugins
+    from tumorboard._engine.plugins import load_plugins
     from tumorboard.testing import checks_for
 
     registry = load_plugins()
@@ -602,7 +602,7 @@ def test_kit_reports_rows_with_the_engines_message(tmp_path):
 def test_card_reference_is_keyed_by_a_per_run_secret(finished, qs):
     import hashlib
 
-    from tumorboard.card import CARD_KEY
+    from tumorboard._engine.card import CARD_KEY
 
     other = run(qs).path
     refs = []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tumorboard.errors import SpecError
-from tumorboard.spec import load_spec
-from tumorboard.tomlindex import TomlLineIndex
+from tumorboard._engine.errors import SpecError
+from tumorboard._engine.spec import load_spec
+from tumorboard._engine.tomlindex import TomlLineIndex
 
 from conftest import set_key
 
@@ -30,7 +30,7 @@ def test_typod_plugin_name_suggests_the_closest(quickstart):
     (text,) = problems(quickstart)
     assert "spec.toml:15" in text and 'modality[0].plugin = \'tabular.fiel\'' in text
     assert "did you mean 'tabular.file'?" in text
-    from tumorboard.plugins import load_plugins
+    from tumorboard._engine.plugins import load_plugins
 
     # every installed modality, in order (third-party ones included when installed)
     assert "installed modality components: " + ", ".join(sorted(load_plugins().names("modality"))) in text

@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tumorboard.synth import CHUNK, SynthOptions, generate
-from tumorboard.synth.omop import SCHEMAS
+from tumorboard._engine.synth import CHUNK, SynthOptions, generate
+from tumorboard._engine.synth.omop import SCHEMAS
 
 TINY = dict(image_size=(24, 24, 12), rna_genes=300, dicom_fraction=0.3)
 
@@ -153,7 +153,7 @@ def test_confounded_assignment_follows_egfr(tmp_path):
 
 
 def test_existing_folder_is_refused(cohort):
-    from tumorboard.errors import RunError
+    from tumorboard._engine.errors import RunError
 
     with pytest.raises(RunError, match="already exists"):
         generate(cohort, SynthOptions(patients=5, images=False))

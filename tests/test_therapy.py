@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from tumorboard.cli import app
-from tumorboard.engine import run
-from tumorboard.errors import DataError
-from tumorboard.synth import SynthOptions, generate
+from tumorboard._engine.cli import app
+from tumorboard._engine.engine import run
+from tumorboard._engine.errors import DataError
+from tumorboard._engine.synth import SynthOptions, generate
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -137,7 +137,7 @@ def test_rules_with_unknown_genes_warn_and_list_them(small):
 
 
 def test_rules_can_be_toml(tmp_path):
-    from tumorboard.therapy.evidence import read_rules
+    from tumorboard._engine.therapy.evidence import read_rules
 
     path = tmp_path / "rules.toml"
     path.write_text('[[rule]]\ngene = "EGFR"\nalteration = "Mutation"\ntherapy = "osimertinib"\n'
@@ -150,7 +150,7 @@ def test_rules_can_be_toml(tmp_path):
 
 
 def test_qini_of_a_perfect_ranking_beats_a_random_one():
-    from tumorboard.therapy.uplift import qini_coefficient
+    from tumorboard._engine.therapy.uplift import qini_coefficient
 
     rng = np.random.default_rng(0)
     n = 2000

@@ -1,6 +1,6 @@
 """``python -m tumorboard`` is the ``tumorboard`` command."""
 
-from .cli import main
+from ._engine.cli import main
 
 if __name__ == "__main__":
     main()

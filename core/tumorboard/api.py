@@ -4,7 +4,7 @@ An import-linter contract in CI keeps plugins from reaching into the engine,
 the spec loader or the plugin registry.
 """
 
-from .components import (
+from ._engine.components import (
     Component,
     Explainer,
     Fusion,
@@ -14,15 +14,15 @@ from .components import (
     NoOptions,
     Options,
 )
-from .data import TASKS, Attribution, Cohort, FeatureBlock, Target, Task
-from .estimators import component_class, dump_estimator, load_estimator
-from .execution import parallel_map
-from .errors import ComponentError, DataError, TumorboardError, TumorboardWarning
-from .hookspecs import PLUGIN_API_VERSION, hookimpl
-from .metrics import DEFAULT_METRICS, GREATER_IS_BETTER, METRICS, score
-from .preprocess import NumericStats, apply_numeric, fit_numeric
-from .tables import check_unique_ids, read_table, row_label
-from .training import TrainSettings, train_settings, training_options
+from ._engine.data import TASKS, Attribution, Cohort, FeatureBlock, Target, Task
+from ._engine.estimators import component_class, dump_estimator, load_estimator
+from ._engine.execution import parallel_map
+from ._engine.errors import ComponentError, DataError, TumorboardError, TumorboardWarning
+from ._engine.hookspecs import PLUGIN_API_VERSION, hookimpl
+from ._engine.metrics import DEFAULT_METRICS, GREATER_IS_BETTER, METRICS, score
+from ._engine.preprocess import NumericStats, apply_numeric, fit_numeric
+from ._engine.tables import check_unique_ids, read_table, row_label
+from ._engine.training import TrainSettings, train_settings, training_options
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -72,7 +72,7 @@ _NEURAL = ("cox_loss", "epoch_batches", "fit_adamw", "head_loss", "head_outputs"
 
 def __getattr__(name: str):
     if name in _NEURAL:
-        from . import neural
+        from ._engine import neural
 
         return getattr(neural, name)
     raise AttributeError(f"module 'tumorboard.api' has no attribute {name!r}")

@@ -23,13 +23,13 @@ import secrets
 import numpy as np
 from pydantic import ValidationError
 
-from .components import FAMILIES, Component, Model
-from .data import Attribution, FeatureBlock, Target
-from .errors import TumorboardError
-from .metrics import score
-from .pipeline import check_block
-from .plugins import component_problems
-from .state import load_state, save_state
+from ._engine.components import FAMILIES, Component, Model
+from ._engine.data import Attribution, FeatureBlock, Target
+from ._engine.errors import TumorboardError
+from ._engine.metrics import score
+from ._engine.pipeline import check_block
+from ._engine.plugins import component_problems
+from ._engine.state import load_state, save_state
 
 UNKNOWN_ID = "__tumorboard_testing_unknown_patient__"
 Check = Callable[[Component], None]

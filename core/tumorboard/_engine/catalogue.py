@@ -41,7 +41,7 @@ def registry_path() -> Path | None:
     """Where registry.toml is: $TUMORBOARD_REGISTRY, the source tree, or the packaged copy."""
     if os.environ.get(REGISTRY_ENV):
         return Path(os.environ[REGISTRY_ENV])
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the tumorboard package (this file is in _engine/)
     for candidate in (here.parents[1] / "registry.toml", here / "registry.toml"):
         if candidate.is_file():
             return candidate

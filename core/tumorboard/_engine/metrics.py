@@ -60,7 +60,7 @@ def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
     A pair is comparable when patient i had an event before j's time, or at the
     same time as j's censoring (j is known to have outlived i); this is
     scikit-survival's and lifelines' convention. O(n log^2 n) without a Python
-    loop over patients (:func:`tumorboard.bootstrap.weighted_concordance`).
+    loop over patients (:func:`tumorboard._engine.bootstrap.weighted_concordance`).
     """
     from .bootstrap import weighted_concordance
 
@@ -280,7 +280,7 @@ def estimate(
     ``predictions`` holds one array per repeat, each aligned with ``y``. Each
     bootstrap replicate resamples patients once and scores every repeat on that
     same sample, so the interval reflects patient sampling, not fold noise.
-    Replicates are computed in batches (:mod:`tumorboard.bootstrap`): ``fn`` and
+    Replicates are computed in batches (:mod:`tumorboard._engine.bootstrap`): ``fn`` and
     ``batch`` are the metric's one-sample and batched forms, looked up by name
     when not given (survival metrics that need the run's context must be given).
     """
