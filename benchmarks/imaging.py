@@ -30,7 +30,7 @@ from omics_autoencoder import matmul_peak
 
 
 def preprocess_rate(count: int) -> float:
-    from tumorboard._engine.synth import SynthOptions, generate
+    from tumorboard_synth import SynthOptions, generate
     from tumorboard_imaging.preprocess import Preparation, prepare
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,7 +44,8 @@ def preprocess_rate(count: int) -> float:
 
 def train_rate(backbone: str, size: int, batch: int, epochs: int, patients: int) -> tuple[float, float, float]:
     """(samples/s, GFLOP per sample, compile s) for one backbone at the plugin's default options."""
-    from tumorboard.api import TrainSettings, fit_adamw, head_loss
+    from tumorboard.api import TrainSettings
+    from tumorboard_neural import fit_adamw, head_loss
     from tumorboard_imaging.cnn import ImagingCNN
     from tumorboard_imaging.networks import backbone as make
 

@@ -56,7 +56,7 @@ def test_cases() -> list[tuple[str, Path, Path]]:
 
 def synthetic_cases(count: int, folder: Path) -> list[tuple[str, Path, Path]]:
     """``count`` baseline CT volumes and tumour masks of the synthetic cohort (seed 3), as NIfTI files."""
-    from tumorboard._engine.synth import SynthOptions, generate
+    from tumorboard_synth import SynthOptions, generate
 
     cohort = generate(folder / "cohort", SynthOptions(patients=max(count * 2, 10), seed=3, rna_genes=100))
     rows = pl.read_csv(cohort / "imaging" / "manifest.csv").filter(pl.col("timepoint") == "baseline").head(count)

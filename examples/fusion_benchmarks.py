@@ -27,7 +27,7 @@ import polars as pl
 from spec_variants import HERE, run_variant
 from tumorboard.api import Target
 from tumorboard._engine.metrics import paired_difference
-from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard_synth import SynthOptions, generate
 
 DOCS = HERE.parent / "docs" / "fusion.md"
 STRATEGIES = {"fusion.concat": {}, "fusion.stacking": {}, "fusion.attention": {}}

@@ -25,7 +25,7 @@ import polars as pl
 from sklearn.metrics import roc_auc_score
 
 from tumorboard._engine.engine import run
-from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard_synth import SynthOptions, generate
 from tumorboard_imaging.longitudinal import ImagingLongitudinal, landmark_table
 
 DAYS_PER_MONTH = 30.4375

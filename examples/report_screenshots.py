@@ -40,7 +40,7 @@ def main() -> None:
         sys.exit("Chromium is not installed (Debian: apt-get install chromium)")
     from tumorboard._engine.card import patient_card
     from tumorboard._engine.engine import run
-    from tumorboard._engine.synth import SynthOptions, generate
+    from tumorboard_synth import SynthOptions, generate
 
     with tempfile.TemporaryDirectory() as tmp:
         cohort = generate(Path(tmp) / "cohort", SynthOptions(patients=300, seed=0))

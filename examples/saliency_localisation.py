@@ -36,7 +36,7 @@ def main() -> None:
 
     from tumorboard.api import Target, component_class
     from tumorboard._engine.cohort import load_cohort
-    from tumorboard._engine.synth import SynthOptions, generate
+    from tumorboard_synth import SynthOptions, generate
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = generate(Path(tmp) / "c", SynthOptions(patients=args.patients, seed=4))

@@ -8,8 +8,10 @@ import sys
 import polars as pl
 from typer.testing import CliRunner
 
-from tumorboard._engine.cli import app
-from tumorboard._engine.quickstart import write_quickstart
+from tumorboard._engine.cli import build_app
+
+app = build_app()
+from tumorboard_synth.quickstart import write_quickstart
 
 from conftest import set_key
 
@@ -105,4 +107,4 @@ def test_plugins_table_lists_catalogued_plugins_with_install_hint():
     result = runner.invoke(app, ["plugins"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "tabular.file" in result.output
-    assert "pip install ./tests/third_party/tumorboard-example-centroid" in result.output
+    assert "pip install \"tumorboard-example-centroid @ git+https://github.com/tumorboard/tumorboard" in result.output

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tumorboard.api import FeatureBlock
-from tumorboard._engine.quickstart import write_quickstart
+from tumorboard_synth.quickstart import write_quickstart
 from tumorboard.testing import ConformanceError, check_component, parametrize_with_checks
 from tumorboard_explain.permutation import PermutationExplainer
 from tumorboard_fusion.concat import ConcatFusion

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from tumorboard.api import DataError, Target, TumorboardWarning
-from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard_synth import SynthOptions, generate
 from tumorboard.testing import parametrize_with_checks
 from tumorboard_ehr.modality import EhrPolars
 

@@ -10,7 +10,7 @@ import pytest
 
 from tumorboard._engine.engine import run
 from tumorboard._engine.errors import DataError, RunError
-from tumorboard._engine.quickstart import QUICKSTART_SPEC, write_quickstart
+from tumorboard_synth.quickstart import QUICKSTART_SPEC, write_quickstart
 
 from conftest import fast, set_key
 

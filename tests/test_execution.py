@@ -12,11 +12,13 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from tumorboard._engine.cli import app
+from tumorboard._engine.cli import build_app
+
+app = build_app()
 from tumorboard._engine.engine import run
 from tumorboard._engine.errors import SpecError
 from tumorboard._engine.execution import Executor, parallel_map, using, xla_flags
-from tumorboard._engine.quickstart import write_quickstart
+from tumorboard_synth.quickstart import write_quickstart
 from tumorboard._engine.spec import load_spec
 
 from conftest import fast, set_key

@@ -12,9 +12,9 @@ from tumorboard.api import Attribution, FeatureBlock, Target, component_class
 from tumorboard._engine.cohort import load_cohort
 from tumorboard._engine.explanations import modality_shares
 from tumorboard._engine.pipeline import Pipeline
-from tumorboard._engine.synth import SynthOptions, generate
-from tumorboard._engine.synth.omics import layer_params
-from tumorboard._engine.synth.params import PROGRAM_MARKERS
+from tumorboard_synth import SynthOptions, generate
+from tumorboard_synth.omics import layer_params
+from tumorboard_synth.params import PROGRAM_MARKERS
 from tumorboard_explain.shapley import ShapExplainer
 
 
@@ -96,7 +96,7 @@ def test_top_shap_features_are_the_planted_ones():
 def test_integrated_gradients_is_exact_for_linear_and_complete_for_nonlinear_functions():
     import jax.numpy as jnp
 
-    from tumorboard.api import integrated_gradients
+    from tumorboard_neural import integrated_gradients
 
     rng = np.random.default_rng(0)
     x, w = jnp.asarray(rng.normal(size=(5, 7)), jnp.float32), jnp.asarray(rng.normal(size=7), jnp.float32)

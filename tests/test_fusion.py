@@ -13,7 +13,7 @@ import pytest
 from tumorboard.api import FeatureBlock, Target
 from tumorboard._engine.engine import run
 from tumorboard._engine.metrics import paired_difference
-from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard_synth import SynthOptions, generate
 from tumorboard.testing import parametrize_with_checks
 from tumorboard_fusion.attention import AttentionFusion
 from tumorboard_fusion.stacking import StackingFusion

@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from tumorboard.api import DataError, Target
-from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard_synth import SynthOptions, generate
 from tumorboard.testing import parametrize_with_checks
 from tumorboard_imaging.io import check_geometry, mask_voxels, read_image, require_3d
 from tumorboard_imaging.modality import ImagingRadiomics

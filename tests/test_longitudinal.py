@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from tumorboard.api import ComponentError, Target
-from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard_synth import SynthOptions, generate
 from tumorboard.testing import parametrize_with_checks
 from tumorboard_imaging.longitudinal import (
     ImagingLongitudinal,
@@ -92,7 +92,9 @@ def test_landmark_before_the_followup_is_refused():
 def test_landmark_refusal_reaches_the_run_with_its_reason(tmp_path):
     from typer.testing import CliRunner
 
-    from tumorboard._engine.cli import app
+    from tumorboard._engine.cli import build_app
+
+    app = build_app()
 
     spec = write_spec(tmp_path, "binary", "outcomes.csv", '"response"', "landmark_day = 30", "model.logistic")
     result = CliRunner().invoke(app, ["run", str(spec), "--quiet"])

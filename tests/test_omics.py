@@ -12,9 +12,10 @@ import polars as pl
 import pytest
 from conftest import SHARED_DATA
 from sklearn.cross_decomposition import CCA
-from tumorboard.api import DataError, Target, cox_loss
+from tumorboard.api import DataError, Target
+from tumorboard_neural import cox_loss
 from tumorboard._engine.engine import run
-from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard_synth import SynthOptions, generate
 from tumorboard.testing import parametrize_with_checks
 from tumorboard_omics.autoencoder import LayerAutoencoder, Settings, encode, make_loss
 from tumorboard_omics.modality import OmicsAutoencoder, OmicsPCA

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tumorboard._engine.cli import app
+from tumorboard._engine.cli import build_app
+
+app = build_app()
 from tumorboard._engine.plugins import load_plugins
 
 BUILTINS = {"tabular.file", "model.logistic", "fusion.concat", "explain.permutation"}

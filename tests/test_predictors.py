@@ -12,8 +12,8 @@ import pytest
 
 from tumorboard._engine.engine import run
 from tumorboard._engine.errors import ComponentError, DataError
-from tumorboard._engine.quickstart import write_quickstart
-from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard_synth.quickstart import write_quickstart
+from tumorboard_synth import SynthOptions, generate
 
 from conftest import fast, set_key
 

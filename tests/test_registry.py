@@ -36,8 +36,8 @@ def test_registry_tables_have_every_field():
     for entry in load_catalogue(REPO / "registry.toml"):
         for field in ("kind", "distribution", "entry_point", "summary", "api_version", "homepage", "install"):
             assert getattr(entry, field), f"registry.toml [{entry.key}] lacks {field}"
-        assert entry.kind in {"modality", "model", "fusion", "explainer"}
-        assert entry.components
+        assert entry.kinds and set(entry.kinds) <= {"modality", "model", "fusion", "explainer", "command"}
+        assert entry.components or entry.commands
 
 
 def test_registry_components_match_what_builtins_register():
@@ -49,9 +49,18 @@ def test_registry_components_match_what_builtins_register():
         assert sorted(info.components) == sorted(entry.components)
 
 
+def test_registry_commands_match_what_builtins_add():
+    from tumorboard._engine.cli import build_app
+
+    names = {c.name or c.callback.__name__ for c in build_app().registered_commands}
+    for entry in load_catalogue(REPO / "registry.toml"):
+        if entry.distribution == "tumorboard" and entry.commands:
+            assert set(entry.commands) <= names, entry.key
+
+
 def test_every_hook_has_a_section_in_the_plugin_docs():
     docs = (REPO / "docs" / "plugin-hooks.md").read_text(encoding="utf-8")
-    for hook in hookspecs.HOOKS:
+    for hook in [*hookspecs.HOOKS, *hookspecs.FEATURE_HOOKS]:
         assert re.search(rf"^## `{hook}`", docs, re.MULTILINE), f"docs/plugin-hooks.md lacks a section for {hook}"
         assert (getattr(hookspecs, hook).__doc__ or "").strip(), f"{hook} has no docstring"
 

@@ -17,7 +17,7 @@ from tumorboard._engine.card import card_key, patient_card, reference
 from tumorboard._engine.engine import run
 from tumorboard._engine.figures import readable
 from tumorboard._engine.report import cohort_report
-from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard_synth import SynthOptions, generate
 
 
 @functools.cache

@@ -12,7 +12,7 @@ import pytest
 
 from tumorboard._engine.engine import run
 from tumorboard._engine.errors import SpecError
-from tumorboard._engine.quickstart import write_quickstart
+from tumorboard_synth.quickstart import write_quickstart
 from tumorboard._engine.spec import load_spec
 
 from conftest import fast

@@ -25,10 +25,12 @@ from typer.testing import CliRunner
 from pydantic import BaseModel, ConfigDict
 
 from tumorboard.api import Model
-from tumorboard._engine.cli import app
+from tumorboard._engine.cli import build_app
+
+app = build_app()
 from tumorboard._engine.engine import run
 from tumorboard._engine.errors import ComponentError, RunError
-from tumorboard._engine.quickstart import write_quickstart
+from tumorboard_synth.quickstart import write_quickstart
 from tumorboard._engine.rundir import MANIFEST, STAGING_MARK, write_manifest
 
 from conftest import fast, set_key
@@ -268,7 +270,7 @@ def test_demo_never_deletes_an_existing_cohort_folder(tmp_path):
 
 
 def test_demo_refuses_a_synthetic_cohort_of_another_size(tmp_path):
-    from tumorboard._engine.synth import SynthOptions, generate
+    from tumorboard_synth import SynthOptions, generate
 
     generate(tmp_path / "cohort", SynthOptions(patients=60, images=False, rna_genes=100))
     result = runner.invoke(app, ["demo", "--dir", str(tmp_path), "--patients", "80"])

@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tumorboard._engine.synth import CHUNK, SynthOptions, generate
-from tumorboard._engine.synth.omop import SCHEMAS
+from tumorboard_synth import CHUNK, SynthOptions, generate
+from tumorboard_synth.omop import SCHEMAS
 
 TINY = dict(image_size=(24, 24, 12), rna_genes=300, dicom_fraction=0.3)
 

@@ -10,10 +10,12 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from tumorboard._engine.cli import app
+from tumorboard._engine.cli import build_app
+
+app = build_app()
 from tumorboard._engine.engine import run
 from tumorboard._engine.errors import DataError
-from tumorboard._engine.synth import SynthOptions, generate
+from tumorboard_synth import SynthOptions, generate
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tumorboard._engine.quickstart import write_quickstart
+from tumorboard_synth.quickstart import write_quickstart
 
 from conftest import fast
 

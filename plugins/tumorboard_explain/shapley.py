@@ -69,6 +69,8 @@ class ShapExplainer(Explainer):
     """
 
     name = "explain.shap"
+    requires = ("shap",)
+    install = 'pip install "tumorboard[explain]"'
 
     class Options(Options):
         algorithm: Literal["auto", "tree", "linear", "permutation"] = Field(

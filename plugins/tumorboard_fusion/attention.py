@@ -55,6 +55,8 @@ class AttentionFusion(Fusion):
     """
 
     name = "fusion.attention"
+    requires = ("jax", "flax", "optax")
+    install = 'pip install "tumorboard[neural]"'
 
     class Options(training_options(batch_size=128, weight_decay=1e-3)):
         width: PositiveInt = Field(32, description="Shared token width (the fused embedding's size).")
@@ -64,7 +66,7 @@ class AttentionFusion(Fusion):
         output_head: bool = Field(True, description="Add the head's prediction as a feature.")
 
     def _net(self):
-        from tumorboard.api import head_outputs
+        from tumorboard_neural import head_outputs
 
         if self.options.width % self.options.heads:
             raise ComponentError(f"{self.name}: width {self.options.width} is not divisible by heads {self.options.heads}")
@@ -80,7 +82,7 @@ class AttentionFusion(Fusion):
         import jax
         import jax.numpy as jnp
 
-        from tumorboard.api import fit_adamw, head_loss, params_to_bytes, split_validation
+        from tumorboard_neural import fit_adamw, head_loss, params_to_bytes, split_validation
 
         check_fit_inputs(self.name, blocks, y)
         o = self.options
@@ -138,7 +140,7 @@ class AttentionFusion(Fusion):
         import jax
         import jax.numpy as jnp
 
-        from tumorboard.api import params_from_bytes
+        from tumorboard_neural import params_from_bytes
 
         self.check_is_fitted()
         check_transform_inputs(self.name, blocks, self.modalities_, self.feature_names_)

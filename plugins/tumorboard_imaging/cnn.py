@@ -196,7 +196,7 @@ class ImagingCNN(ImagingSource):
         import jax
         import jax.numpy as jnp
 
-        from tumorboard.api import head_score, integrated_gradients
+        from tumorboard_neural import head_score, integrated_gradients
 
         self.check_is_fitted()
         o = self.options
@@ -250,7 +250,7 @@ class ImagingCNN(ImagingSource):
         import jax
         import jax.numpy as jnp
 
-        from tumorboard.api import params_from_bytes
+        from tumorboard_neural import params_from_bytes
 
         if getattr(self, "_params", None) is None:
             template = self._net().init(jax.random.PRNGKey(0), jnp.zeros((1, *self.options.shape, 1)))["params"]
@@ -258,7 +258,7 @@ class ImagingCNN(ImagingSource):
         return self._params
 
     def _net(self):
-        from tumorboard.api import head_outputs
+        from tumorboard_neural import head_outputs
 
         from .networks import backbone
 
@@ -271,7 +271,7 @@ class ImagingCNN(ImagingSource):
         import jax
         import jax.numpy as jnp
 
-        from tumorboard.api import fit_adamw, head_loss, params_to_bytes, split_validation
+        from tumorboard_neural import fit_adamw, head_loss, params_to_bytes, split_validation
 
         if len(ids) != len(y):
             raise ComponentError(f"{self.name}: fit() got {len(ids)} ids but {len(y)} target values")

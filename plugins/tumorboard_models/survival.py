@@ -64,6 +64,8 @@ class CoxnetModel(_SurvivalModel):
     """
 
     name = "model.coxnet"
+    requires = ("sksurv",)
+    install = 'pip install "tumorboard[survival]"'
 
     class Options(Options):
         l1_ratio: float = Field(0.5, gt=0, le=1, description="Elastic-net mixing: 1 is lasso.")
@@ -114,6 +116,8 @@ class RandomSurvivalForestModel(_SurvivalModel):
     """Random survival forest (scikit-survival)."""
 
     name = "model.rsf"
+    requires = ("sksurv",)
+    install = 'pip install "tumorboard[survival]"'
 
     class Options(Options):
         n_estimators: PositiveInt = Field(200, description="Trees.")
@@ -135,6 +139,8 @@ class GradientBoostedSurvivalModel(_SurvivalModel):
     """Gradient-boosted Cox model with regression trees (scikit-survival)."""
 
     name = "model.gbsurv"
+    requires = ("sksurv",)
+    install = 'pip install "tumorboard[survival]"'
 
     class Options(Options):
         n_estimators: PositiveInt = Field(200, description="Boosting stages.")

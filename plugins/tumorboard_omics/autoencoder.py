@@ -20,7 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tumorboard.api import TrainSettings, fit_adamw, head_loss
+from tumorboard.api import TrainSettings
+
+from tumorboard_neural import fit_adamw, head_loss
 
 
 class LayerAutoencoder(nn.Module):

@@ -140,6 +140,8 @@ class OmicsAutoencoder(_OmicsModality):
     """
 
     name = "omics.autoencoder"
+    requires = ("jax", "flax", "optax")
+    install = 'pip install "tumorboard[omics]"'
 
     class Options(_LayerOptions, training_options(batch_size=256)):
         hidden: list[PositiveInt] = Field([256], description="Widths of the hidden layers of each encoder (decoders mirror them).")
@@ -158,7 +160,7 @@ class OmicsAutoencoder(_OmicsModality):
         return LayerAutoencoder(tuple(self.feature_counts_), tuple(o.hidden), o.latent, o.variational, head)
 
     def fit(self, ids: Sequence[str], y: Target) -> Self:
-        from tumorboard.api import params_to_bytes, split_validation
+        from tumorboard_neural import params_to_bytes, split_validation
 
         from .autoencoder import Settings, TrainData, train
 
@@ -191,7 +193,7 @@ class OmicsAutoencoder(_OmicsModality):
         self._params = None
 
     def _fitted_params(self):
-        from tumorboard.api import params_from_bytes
+        from tumorboard_neural import params_from_bytes
 
         from .autoencoder import template
 
@@ -209,7 +211,7 @@ class OmicsAutoencoder(_OmicsModality):
         import jax
         import jax.numpy as jnp
 
-        from tumorboard.api import head_score, integrated_gradients
+        from tumorboard_neural import head_score, integrated_gradients
 
         self.check_is_fitted()
         if self.task_ == "none":

@@ -27,6 +27,12 @@ class CatalogueEntry:
     homepage: str
     components: tuple[str, ...]
     install: str
+    commands: tuple[str, ...] = ()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """A plugin may provide several kinds: ``kind = ["model", "explainer"]`` in registry.toml."""
+        return tuple(k.strip() for k in self.kind.split(",") if k.strip())
 
     @property
     def entry_point_name(self) -> str:
@@ -59,7 +65,7 @@ def load_catalogue(path: Path | None = None) -> list[CatalogueEntry]:
         entries.append(
             CatalogueEntry(
                 key=key,
-                kind=table.get("kind", ""),
+                kind=", ".join(table["kind"]) if isinstance(table.get("kind"), list) else table.get("kind", ""),
                 distribution=table.get("distribution", ""),
                 entry_point=table.get("entry_point", ""),
                 summary=table.get("summary", ""),
@@ -67,6 +73,7 @@ def load_catalogue(path: Path | None = None) -> list[CatalogueEntry]:
                 homepage=table.get("homepage", ""),
                 components=tuple(table.get("components", ())),
                 install=table.get("install", f"pip install {table.get('distribution', key)}"),
+                commands=tuple(table.get("commands", ())),
             )
         )
     return entries

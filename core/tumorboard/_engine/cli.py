@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -77,9 +78,9 @@ class LogProgress:
 
 def _fail(error: BaseException) -> None:
     if isinstance(error, SpecError):
-        err.print(f"[red]error:[/red] {error.render()}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(error.render())}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
-    err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -87,12 +88,12 @@ def _plugin_summary(registry) -> None:
     """One line when some installed plugin is broken, empty or in conflict (details: `tumorboard plugins`)."""
     line = registry.summary_line()
     if line:
-        err.print(f"[yellow]plugins:[/yellow] {line}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]plugins:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def _show_warnings(notes: list[str]) -> None:
     for note in notes:
-        err.print(f"[yellow]warning:[/yellow] {note}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
 
 
 def metrics_table(metrics: dict[str, Any], title: str = "out-of-sample metrics") -> Table:
@@ -211,10 +212,11 @@ def plugins(
 ) -> None:
     """List installed, catalogued-but-not-installed, and broken plugins."""
     from .catalogue import load_catalogue
-    from .plugins import load_plugins, split_command_line_plugins
+    from .plugins import load_plugins, split_command_line_plugins, unavailable_here
 
     registry = load_plugins(*split_command_line_plugins(plugin or []))
     catalogue = load_catalogue()
+    unavailable = unavailable_here(registry, catalogue)
     installed_eps = {(p.name, p.module) for p in registry.plugins if p.source == "entry point"}
     missing = [e for e in catalogue if (e.entry_point_name, e.entry_point_module) not in installed_eps]
     if as_json:
@@ -223,6 +225,7 @@ def plugins(
             "broken": [p.as_dict() for p in registry.plugins if p.status == "broken"],
             "disabled": [p.as_dict() for p in registry.plugins if p.status == "disabled"],
             "empty": [p.as_dict() for p in registry.plugins if p.status == "empty"],
+            "unavailable": unavailable,
             "conflicts": {name: [{"plugin": p.name, "distribution": p.distribution, "pin": p.owner_label}
                                  for p in claimants] for name, claimants in registry.conflicts.items()},
             "not_installed": [
@@ -242,13 +245,20 @@ def plugins(
             table.add_row(p.name, p.distribution or "-", p.version or "-", p.source,
                           ", ".join(p.hooks), ", ".join(p.components))
     out.print(table)
-    if any(p.status != "ok" for p in registry.plugins):
+    if unavailable:
+        light = Table(title="installed but unavailable here: an optional dependency is missing")
+        for col in ("plugin", "components", "needs", "install"):
+            light.add_column(col)
+        for row in unavailable:
+            light.add_row(*(escape(str(v)) for v in (row["plugin"], ", ".join(row["components"]), row["reason"], row["install"])))
+        out.print(light)
+    if any(p.status not in ("ok", "unavailable") for p in registry.plugins):
         bad = Table(title="broken, empty or disabled plugins")
         for col in ("plugin", "distribution", "status", "reason"):
             bad.add_column(col)
         for p in registry.plugins:
-            if p.status != "ok":
-                bad.add_row(p.name, p.distribution or "-", p.status, p.error or "")
+            if p.status not in ("ok", "unavailable"):
+                bad.add_row(p.name, p.distribution or "-", p.status, escape(p.error or ""))
         out.print(bad)
     if registry.conflicts:
         clash = Table(title="component names registered by two distributions (a spec must pin one)")
@@ -263,7 +273,7 @@ def plugins(
         for col in ("plugin", "kind", "components", "install"):
             more.add_column(col)
         for e in missing:
-            more.add_row(e.key, e.kind, ", ".join(e.components), e.install)
+            more.add_row(e.key, e.kind, ", ".join(e.components), escape(e.install))
         out.print(more)
 
 
@@ -332,108 +342,6 @@ def predict(
     out.print(f"{frame.height} predictions written to {output}")
 
 
-def _synth(folder: Path, options, overwrite: bool, quiet: bool) -> Path:
-    from .synth import generate
-
-    if quiet:
-        return generate(folder, options, overwrite=overwrite)
-    with Progress(TextColumn("[bold]generating cohort"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err) as bar:
-        task = bar.add_task("patients", total=options.patients)
-        return generate(folder, options, overwrite=overwrite,
-                        progress=lambda done, total: bar.update(task, completed=done))
-
-
-@app.command()
-def synth(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to create for the cohort.")],
-    patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = 300,
-    seed: Annotated[int, typer.Option(help="Seed; the same seed gives byte-identical files.")] = 0,
-    images: Annotated[bool, typer.Option(help="Write CT volumes and masks (off for very large cohorts).")] = True,
-    confounded: Annotated[bool, typer.Option(help="Assign treatment as observational data would (by EGFR and ECOG).")] = False,
-    image_size: Annotated[str, typer.Option(help="Volume size x,y,z in voxels.")] = "64,64,32",
-    rna_genes: Annotated[int, typer.Option(min=100, help="Genes in the RNA matrix.")] = 2000,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-) -> None:
-    """Write a synthetic multimodal cohort with planted ground truth (OMOP, omics, CT, outcomes)."""
-    from .synth import SynthOptions
-
-    try:
-        size = tuple(int(v) for v in image_size.split(","))
-        if len(size) != 3 or min(size) < 8:
-            raise ValueError
-    except ValueError:
-        err.print(f"[red]error:[/red] --image-size {image_size!r}: give three sizes of at least 8, e.g. 64,64,32")
-        raise typer.Exit(2) from None
-    options = SynthOptions(patients=patients, seed=seed, images=images, confounded=confounded,
-                           image_size=size, rna_genes=rna_genes)  # type: ignore[arg-type]
-    try:
-        path = _synth(out_dir, options, overwrite, quiet)
-    except TumorboardError as error:
-        _fail(error)
-    truth = json.loads((path / "ground_truth.json").read_text(encoding="utf-8"))
-    out.print(f"{patients} patients written to {path}")
-    shares = ", ".join(f"{k} {v:.2f}" for k, v in truth["modality_shares"]["response"].items())
-    out.print(f"oracle AUROC {truth['oracle']['auroc']}, oracle C-index {truth['oracle']['c_index']}; "
-              f"share of the response signal: {shares}", highlight=False)
-
-
-def _reusable_cohort(cohort: Path, patients: int) -> None:
-    """An existing DIR/cohort is reused only when it is a complete demo cohort of the same size."""
-    from .rundir import verify_run
-    from .synth import SynthOptions
-
-    try:
-        verify_run(cohort, what="synthetic cohort")
-        truth = json.loads((cohort / "ground_truth.json").read_text(encoding="utf-8"))
-    except (TumorboardError, OSError, ValueError) as error:
-        raise TumorboardError(f"{cohort} exists and is not a complete tumorboard synthetic cohort ({error}); nothing "
-                              "was changed: choose another --dir, or move the folder away") from None
-    if truth.get("patients") != patients or truth.get("seed") != SynthOptions().seed:
-        raise TumorboardError(f"{cohort} holds a synthetic cohort of {truth.get('patients')} patients (seed "
-                              f"{truth.get('seed')}), not the demo's {patients}; pass --fresh to generate it anew, "
-                              "or choose another --dir")
-
-
-@app.command()
-def demo(
-    folder: Annotated[Path, typer.Option("--dir", help="Working folder for the generated cohort and run.")] = Path("tumorboard-demo"),
-    patients: Annotated[int, typer.Option(min=50, help="Patients in the generated cohort.")] = 300,
-    fresh: Annotated[bool, typer.Option(help="Generate DIR/cohort anew, replacing an existing synthetic cohort there "
-                                             "(never a folder tumorboard did not write).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-) -> None:
-    """Generate the synthetic cohort and run the bundled spec (every built-in modality plugin) on it."""
-    from importlib import resources
-
-    from .synth import SynthOptions
-
-    cohort = folder / "cohort"
-    try:
-        if cohort.exists() and not fresh:
-            _reusable_cohort(cohort, patients)
-            out.print(f"reusing the synthetic cohort in {cohort}/ (--fresh generates it anew)")
-        else:
-            _synth(cohort, SynthOptions(patients=patients), overwrite=fresh, quiet=quiet)
-    except TumorboardError as error:
-        _fail(error)
-    spec = cohort / "spec.toml"
-    spec.write_text(resources.files("tumorboard").joinpath("demo.toml").read_text(encoding="utf-8"))
-    out.print(f"cohort of {patients} patients written to {cohort}/ (OMOP, omics, CT, outcomes, ground truth)")
-    try:
-        result = _run(spec, overwrite=True, quiet=quiet, plugins=[])
-    except KeyboardInterrupt:
-        err.print("[red]interrupted:[/red] no run directory was written")
-        raise typer.Exit(130) from None
-    except TumorboardError as error:
-        _fail(error)
-    out.print(metrics_table(result.metrics))
-    truth = json.loads((cohort / "ground_truth.json").read_text(encoding="utf-8"))
-    out.print(f"oracle AUROC with the true response probabilities: {truth['oracle']['auroc']}")
-    out.print(f"run directory: {result.path}")
-
-
 @app.command()
 def recommend(
     run_dir: Annotated[Path, typer.Argument(help="A finished run with a [treatment] section.")],
@@ -473,9 +381,27 @@ def recommend(
         out.print(dr)
 
 
+_plugin_commands_added = False
+
+
+def build_app() -> typer.Typer:
+    """The whole program: the built-in commands and every loaded plugin's (``register_commands``), added
+    once, before arguments are parsed."""
+    global _plugin_commands_added
+    if not _plugin_commands_added:
+        from .commands import CommandKit, install_commands
+        from .plugins import load_plugins
+
+        _plugin_commands_added = True
+        for problem in install_commands(app, load_plugins(), CommandKit(out, err)):
+            err.print(f"[yellow]plugins:[/yellow] {escape(problem)}", highlight=False, soft_wrap=True)
+    return app
+
+
 def main() -> None:
+    program = build_app()
     try:
-        app()
+        program()
     finally:
         # The work is done and every file is closed. Freezing the collector's objects spares the
         # interpreter's final collections a scan of everything the scientific stack imported

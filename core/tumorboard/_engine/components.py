@@ -82,6 +82,10 @@ class Component(ABC):
     component supports; the spec is rejected early for any other.
     ``known_limitations`` maps a conformance check name to the reason the
     component cannot meet it; the testing kit marks those as expected failures.
+    ``requires`` names the top-level modules the component imports beyond
+    tumorboard's own dependencies (imported inside its methods, never at the
+    plugin's import); where one is missing the component is listed as
+    unavailable with ``install``, the command that gets them.
     """
 
     name: ClassVar[str] = ""
@@ -89,6 +93,8 @@ class Component(ABC):
     Options: ClassVar[type[BaseModel]] = NoOptions
     tasks: ClassVar[frozenset[str]] = frozenset({"binary", "multiclass", "regression", "survival"})
     known_limitations: ClassVar[dict[str, str]] = {}
+    requires: ClassVar[tuple[str, ...]] = ()
+    install: ClassVar[str] = ""
 
     def __init__(self, options: BaseModel | None = None, /, **kwargs: Any) -> None:
         if options is not None and kwargs:

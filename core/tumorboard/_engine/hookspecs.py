@@ -1,18 +1,26 @@
-"""The four hooks a tumorboard plugin implements, documented for their implementers.
+"""The hooks a tumorboard plugin implements, documented for their implementers.
 
 A plugin is a module (usually a package's ``__init__``) registered under the
 ``tumorboard`` entry-point group. It implements any of these hooks with
-``@hookimpl`` from ``tumorboard.api``; each hook receives a ``register``
-callable that the plugin calls once per component class it provides.
+``@hookimpl`` from ``tumorboard.api``. The four component hooks receive a
+``register`` callable that the plugin calls once per component class it
+provides; ``register_commands`` adds commands to the ``tumorboard`` program
+(the synthetic cohort's ``synth`` and ``demo`` are such a plugin).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from .components import Explainer, Fusion, Modality, Model
+
+if TYPE_CHECKING:
+    import typer
+
+    from .commands import CommandKit
 
 PROJECT = "tumorboard"
 PLUGIN_API_VERSION = "1"
@@ -84,13 +92,38 @@ def register_explainers(register: Callable[[type[Explainer]], None]) -> None:
     """
 
 
+@hookspec
+def register_commands(app: typer.Typer, kit: CommandKit) -> None:
+    """Add commands to the ``tumorboard`` program.
+
+    Called once when the command starts, before its arguments are parsed, so
+    ``tumorboard --help`` lists the plugin's commands with the built-in ones.
+
+    :param app: the program's ``typer.Typer``: decorate functions with
+        ``@app.command()`` (or ``app.add_typer`` a group of them). A command
+        name that is already taken is refused with the plugin's name.
+    :param kit: what a command needs from tumorboard without importing its
+        internals (:class:`tumorboard.api.CommandKit`): the consoles, ``fail``
+        for a clean error exit, ``run_spec`` to run a spec with the usual
+        progress and warnings, ``metrics_table`` and ``verify_folder``.
+
+    Import heavy libraries inside the command functions: every tumorboard
+    command calls this hook.
+
+    .. versionadded:: 0.2
+    """
+
+
 HOOKS: dict[str, str] = {
     "register_modalities": "modality",
     "register_models": "model",
     "register_fusions": "fusion",
     "register_explainers": "explainer",
 }
-"""Each hook and the component family it registers."""
+"""Each component hook and the component family it registers."""
+
+FEATURE_HOOKS: tuple[str, ...] = ("register_commands",)
+"""Hooks that add a feature rather than components (a plugin may implement only these)."""
 
 
 CallableRegister = Callable[[type], None]

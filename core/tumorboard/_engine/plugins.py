@@ -20,9 +20,10 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -45,7 +46,7 @@ LOCAL_PREFIX = "tumorboard_local__"
 # names start with their data family instead (tabular., ehr., omics., imaging.)
 NAME_PREFIX = {"model": "model.", "fusion": "fusion.", "explainer": "explain."}
 
-Status = Literal["ok", "broken", "disabled", "empty"]
+Status = Literal["ok", "broken", "disabled", "empty", "unavailable"]
 
 
 @dataclass
@@ -63,6 +64,8 @@ class PluginInfo:
     error: str | None = None
     attempted: list[str] = field(default_factory=list)
     """Component names the plugin tried to register (also when it broke)."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Components registered but not usable here: name -> what is missing and how to install it."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -85,6 +88,7 @@ class PluginInfo:
             "hooks": self.hooks,
             "components": self.components,
             "error": self.error,
+            "unavailable": self.unavailable,
         }
 
 
@@ -104,6 +108,8 @@ class PluginRegistry:
     owner: dict[str, PluginInfo] = field(default_factory=dict)
     claims: dict[str, list[tuple[PluginInfo, type[Component]]]] = field(default_factory=dict)
     """Every (plugin, class) that registered each name, conflicting or not."""
+    feature_hooks: dict[str, list[tuple[PluginInfo, Callable]]] = field(default_factory=dict)
+    """Implementations of the feature hooks (``register_commands``) by loaded plugins, in load order."""
 
     def get(self, family: str, name: str, distribution: str | None = None) -> type[Component] | None:
         if distribution is not None:
@@ -128,6 +134,16 @@ class PluginRegistry:
     def conflicts(self) -> dict[str, list[PluginInfo]]:
         """Component names claimed by more than one distribution, with the claimants."""
         return {name: [info for info, _ in found] for name, found in self.claims.items() if len(found) > 1}
+
+    @property
+    def unavailable(self) -> dict[str, tuple[PluginInfo, str]]:
+        """Components (or whole plugins, by entry-point name) that need an optional dependency not installed
+        here: name -> (plugin, what is missing and the install command)."""
+        found: dict[str, tuple[PluginInfo, str]] = {}
+        for info in self.plugins:
+            for name, why in info.unavailable.items():
+                found[name] = (info, why)
+        return found
 
     @property
     def broken(self) -> list[PluginInfo]:
@@ -289,6 +305,18 @@ class _Loader:
             return
         try:
             module = ep.load()
+        except ModuleNotFoundError as err:
+            missing = (err.name or "").split(".")[0]
+            extra = optional_requirement(ep.dist, missing)
+            if extra is not None:
+                # an optional dependency the distribution declares under an extra, not a broken plugin: how
+                # to get it is the catalogue's `install` (pip install "tumorboard[imaging]"), shown by
+                # `tumorboard plugins`
+                info.status = "unavailable"
+                info.error = f"needs {missing!r} (the distribution's [{extra}] extra), which is not installed"
+                return
+            self._broken(info, f"failed to import: {_short_error(err)}")
+            return
         except Exception as err:  # a broken plugin is reported, never fatal
             self._broken(info, f"failed to import: {_short_error(err)}")
             return
@@ -333,7 +361,7 @@ class _Loader:
     def _unknown_hooks(self, module: ModuleType) -> list[str]:
         """Functions marked ``@hookimpl`` whose name is no tumorboard hook (a typo never passes silently)."""
         problems = []
-        known = list(hookspecs.HOOKS)
+        known = [*hookspecs.HOOKS, *hookspecs.FEATURE_HOOKS]
         for attr in dir(module):
             if attr in known:
                 continue
@@ -373,6 +401,12 @@ class _Loader:
                     impl.function(**kwargs)
                 except Exception as err:
                     problems.append(f"{hook_name} raised {_short_error(err)}")
+        features = []
+        for hook_name in hookspecs.FEATURE_HOOKS:
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if impl.plugin is module:
+                    info.hooks.append(hook_name)
+                    features.append((hook_name, impl.function))
         info.attempted = [str(getattr(cls, "name", "")) for _, cls in pending]
         for family, cls in pending:
             problems.extend(component_problems(cls, family))
@@ -387,13 +421,30 @@ class _Loader:
             self.pm.unregister(module)
             self._broken(info, "; ".join(problems))
             return
+        for hook_name, function in features:
+            self.registry.feature_hooks.setdefault(hook_name, []).append((info, function))
+        if not pending and features:
+            return
         if not pending:
             info.status = "empty"
             info.error = ("registers no component" if info.hooks else
                           f"implements none of tumorboard's hooks ({', '.join(hookspecs.HOOKS)})")
             self.pm.unregister(module)
             return
+        usable = []
         for family, cls in pending:
+            missing = [m for m in getattr(cls, "requires", ()) if not module_available(m)]
+            if missing:
+                hint = getattr(cls, "install", "") or f"pip install {' '.join(missing)}"
+                info.unavailable[cls.name] = f"needs {', '.join(missing)} (not installed): {hint}"
+            else:
+                usable.append((family, cls))
+        if not usable:
+            info.status = "unavailable"
+            info.error = "; ".join(f"{n} {why}" for n, why in info.unavailable.items())
+            self.pm.unregister(module)
+            return
+        for family, cls in usable:
             claims = self.registry.claims.setdefault(cls.name, [])
             claims.append((info, cls))
             info.components.append(cls.name)
@@ -404,6 +455,52 @@ class _Loader:
                 # two distributions claim the name: neither wins until a spec pins one
                 self.registry.components[family].pop(cls.name, None)
                 self.registry.owner.pop(cls.name, None)
+
+
+def unavailable_here(registry: PluginRegistry, catalogue: Sequence) -> list[dict[str, object]]:
+    """Built-in or installed plugins and components that need an optional dependency missing here, each with
+    the command that installs it: whole plugins whose import needs one (the catalogue's ``install``) and single
+    components whose ``requires`` names one."""
+    rows: list[dict[str, object]] = []
+    for info in registry.plugins:
+        if info.status == "unavailable" and not info.unavailable:
+            entry = next((e for e in catalogue if e.entry_point_name == info.name
+                          and e.distribution == info.distribution), None)
+            rows.append({"plugin": info.name, "distribution": info.distribution,
+                         "components": list(entry.components) if entry else [], "reason": info.error or "",
+                         "install": entry.install if entry else f"pip install {info.distribution or info.module}"})
+        for name, why in info.unavailable.items():
+            reason, _, hint = why.partition(": ")
+            rows.append({"plugin": info.name, "distribution": info.distribution, "components": [name],
+                         "reason": reason, "install": hint})
+    return rows
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "", name).lower()
+
+
+def optional_requirement(dist: metadata.Distribution | None, module: str) -> str | None:
+    """The extra of ``dist`` that would install top-level module ``module`` (matched by normalised name,
+    e.g. SimpleITK and ``simpleitk>=2.3; extra == "imaging"``), or None when it declares none: then a plugin
+    failing to import it is broken, not merely missing an optional dependency."""
+    if dist is None or not module:
+        return None
+    for requirement in dist.requires or []:
+        marker = re.search(r"""extra\s*==\s*["']([^"']+)["']""", requirement)
+        if marker and _normalise(re.split(r"[\s\[<>=!~;(]", requirement, maxsplit=1)[0]) == _normalise(module):
+            return marker.group(1)
+    return None
+
+
+def module_available(name: str) -> bool:
+    """Whether a top-level module can be imported here, without importing it."""
+    if name in sys.modules:
+        return sys.modules[name] is not None  # None: imports of it are blocked
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def describe(info: PluginInfo) -> str:
@@ -463,5 +560,5 @@ def conflict_message(name: str, registry: PluginRegistry) -> str | None:
 
 __all__ = [
     "ENTRY_POINT_GROUP", "PluginInfo", "PluginRegistry", "component_problems", "conflict_message",
-    "describe", "import_file", "load_plugins", "resolve_local_plugin", "split_command_line_plugins",
+    "describe", "import_file", "load_plugins", "module_available", "unavailable_here", "resolve_local_plugin", "split_command_line_plugins",
 ]

@@ -29,7 +29,7 @@ from .components import Component
 from .errors import Problem, SpecError
 from .estimators import use_registry
 from .metrics import DEFAULT_METRICS, METRICS
-from .plugins import PluginRegistry, load_plugins, resolve_local_plugin, split_command_line_plugins
+from .plugins import PluginRegistry, load_plugins, module_available, resolve_local_plugin, split_command_line_plugins
 from .searchspace import SearchPlan, SearchSection, check_search
 from .specproblems import problems_from as _problems_from
 from .specproblems import build_component, unknown_component_message
@@ -379,6 +379,17 @@ def validate_spec(
                 Problem(format_path(loc), f"not a {spec.run.task} metric; {hint}choose from {', '.join(allowed)}",
                         index.line_of(("evaluation", "metrics")), metric, True)
             )
+
+    # what the kernel itself computes with an optional dependency (a light install has none of them)
+    for needed, module, what, extra in [
+        (spec.run.task == "survival", "sksurv", "survival metrics (IPCW C-index, time-dependent AUC, Brier)",
+         "survival"),
+        (spec.search is not None, "optuna", "[search]", "search"),
+    ]:
+        if needed and not module_available(module):
+            loc = ("run", "task") if module == "sksurv" else ("search",)
+            problems.append(Problem(format_path(loc), f"{what} need {module!r}, which is not installed: "
+                                    f'pip install "tumorboard[{extra}]"', index.line_of(loc)))
 
     def build(section: str, i: int | None, cspec: ComponentSpec) -> Component | None:
         family = SECTIONS[section]

@@ -42,6 +42,15 @@ def unknown_component_message(
                 f"{', '.join(map(repr, sorted(claimants)))}")
     if conflict:
         return conflict
+    for info, why in [registry.unavailable.get(name, (None, ""))]:
+        if info is not None:
+            return f"{name!r} is installed ({describe(info)}) but cannot run here: it {why}"
+    entry = entry_for_component(name, catalogue)
+    for plugin in registry.plugins:
+        if plugin.status == "unavailable" and entry is not None and entry.entry_point_name == plugin.name \
+                and entry.distribution == plugin.distribution:
+            return (f"{name!r} is installed ({describe(plugin)}) but cannot run here: the plugin {plugin.error}: "
+                    f"{entry.install}")
     lines = ["no such component"]
     close = difflib.get_close_matches(name, installed, n=3, cutoff=0.6)
     if close:
@@ -49,7 +58,6 @@ def unknown_component_message(
     other_family = registry.find_family(name)
     if other_family:
         lines.append(f"{name!r} is a {other_family}, not a {family}")
-    entry = entry_for_component(name, catalogue)
     if entry and not other_family:
         lines.append(f"it is provided by {entry.distribution!r}, not installed: {entry.install}")
     for plugin in registry.broken:

@@ -19,9 +19,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from ..errors import TumorboardWarning
-from ..metrics import harrell_c
-from ..rundir import staged_directory
+from tumorboard.api import TumorboardWarning, harrell_c, staged_directory
 from . import imaging, model, omics, omop
 from . import params as P
 

@@ -1,7 +1,9 @@
 """Shared pieces for plugins that train JAX networks: task losses and one AdamW training loop.
 
-Imported lazily (through ``tumorboard.api``) so that importing the API does
-not import JAX. The loop trains a whole epoch in one jitted call
+A built-in library package (it registers no component): the omics autoencoder,
+the imaging networks and attention fusion import it, and a third-party network
+plugin may too (``pip install "tumorboard[neural]"``). Those plugins import it
+inside ``fit``, so that listing plugins never imports JAX. The loop trains a whole epoch in one jitted call
 (``lax.scan`` over its batches) — on a CPU a Python call per step costs about
 as much as a step of a small network — and stops early on a validation loss.
 """
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .training import TrainSettings
+from tumorboard.api import TrainSettings
 
 
 def cox_loss(risk: jnp.ndarray, time: jnp.ndarray, event: jnp.ndarray, weight: jnp.ndarray) -> jnp.ndarray:
