@@ -17,6 +17,8 @@ import pytest
 # checks the bytes are the same. The thread budget for this one worker: native pools at the
 # cores pytest may use (tumorboard's executor sets the same limits inside each task).
 os.environ.setdefault("TUMORBOARD_WORKERS", "1")
+# a user's own registry file (~/.config/tumorboard/registry.toml) never changes what the tests see
+os.environ["TUMORBOARD_USER_REGISTRY"] = os.devnull
 
 # JAX compiles a network's training loop anew for every fit (the loss closes over that fit's model),
 # and the same programs recur across the kit's checks and the folds of the tiny test runs: a

@@ -135,3 +135,48 @@ def test_a_plugin_importing_an_internal_module_breaks_the_contract(tmp_path, tar
         assert "tumorboard_evil" in output
     else:
         assert result.returncode == 0, output
+
+
+def test_registry_check_passes_every_builtin_table_and_names_what_is_wrong(tmp_path):
+    from typer.testing import CliRunner
+
+    from tumorboard._engine.catalogue import check_entry
+    from tumorboard._engine.cli import build_app
+
+    for entry in load_catalogue(REPO / "registry.toml"):
+        if entry.distribution == "tumorboard":
+            assert check_entry(entry) == [], entry.key
+    bad = tmp_path / "registry.toml"
+    bad.write_text(
+        '[plugins.wrong_components]\nkind = "model"\ndistribution = "tumorboard"\nentry_point = "linear = tumorboard_linear"\n'
+        'components = ["model.logistic", "model.svm"]\nsummary = "s"\napi_version = "1"\nhomepage = "h"\ninstall = "i"\n'
+        '[plugins.wrong_kind]\nkind = "modality"\ndistribution = "tumorboard"\nentry_point = "linear = tumorboard_linear"\n'
+        'components = ["model.logistic"]\nsummary = "s"\napi_version = "1"\nhomepage = "h"\ninstall = "i"\n'
+        '[plugins.wrong_entry_point]\nkind = "model"\ndistribution = "tumorboard"\nentry_point = "linear = tumorboard_lin"\n'
+        'components = ["model.logistic"]\nsummary = "s"\napi_version = "1"\nhomepage = "h"\ninstall = "i"\n'
+        '[plugins.absent]\nkind = "model"\ndistribution = "tumorboard-not-here"\nentry_point = "x = y"\n'
+        'components = ["model.x"]\nsummary = "s"\napi_version = "1"\nhomepage = "h"\ninstall = "pip install tumorboard-not-here"\n',
+        encoding="utf-8")
+    runner = CliRunner()
+    expected = {"wrong_components": "model.svm", "wrong_kind": "the plugin provides model",
+                "wrong_entry_point": "declares no tumorboard entry point", "absent": "is not installed here"}
+    for key, message in expected.items():
+        result = runner.invoke(build_app(), ["registry", "check", key, "--file", str(bad)], env={"COLUMNS": "300"})
+        assert result.exit_code == 1 and message in result.output, (key, result.output)
+    result = runner.invoke(build_app(), ["registry", "check", "linear"])
+    assert result.exit_code == 0 and "matches tumorboard" in result.output
+
+
+def test_a_user_registry_adds_to_the_bundled_one(tmp_path, monkeypatch):
+    user = tmp_path / "mine.toml"
+    user.write_text('[plugins.lab_model]\nkind = "model"\ndistribution = "lab-model"\nentry_point = "lab = lab_model"\n'
+                    'components = ["model.lab"]\nsummary = "Our lab\'s model."\napi_version = "1"\nhomepage = "h"\n'
+                    'install = "pip install lab-model"\n', encoding="utf-8")
+    monkeypatch.setenv("TUMORBOARD_USER_REGISTRY", str(user))
+    keys = {e.key for e in load_catalogue()}
+    assert "lab_model" in keys and {"linear", "imaging"} <= keys
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[plugins.x\n", encoding="utf-8")
+    monkeypatch.setenv("TUMORBOARD_USER_REGISTRY", str(broken))
+    with pytest.raises(Exception, match="broken.toml: not a readable registry file"):
+        load_catalogue()

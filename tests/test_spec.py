@@ -40,7 +40,7 @@ def test_catalogued_but_missing_plugin_gives_the_install_hint(quickstart):
     text = quickstart.read_text(encoding="utf-8").replace('plugin = "model.logistic"', 'plugin = "model.centroid"')
     quickstart.write_text(text)
     (problem,) = problems(quickstart)
-    assert "pip install ./tests/third_party/tumorboard-example-centroid" in problem
+    assert "pip install \"tumorboard-example-centroid @ git+https://github.com/tumorboard/tumorboard#subdirectory=tests/third_party/tumorboard-example-centroid\"" in problem
 
 
 def test_option_of_the_wrong_type_names_path_line_and_value(quickstart):

@@ -205,12 +205,69 @@ def report(
     out.print(f"cohort report: {path}")
 
 
-@app.command()
+plugins_app = typer.Typer(help="List plugins (installed, unavailable here, known, broken) or start a new one.")
+app.add_typer(plugins_app, name="plugins")
+
+
+registry_app = typer.Typer(help="The plugin directory (registry.toml): check an entry before a pull request.",
+                            no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("check")
+def registry_check(
+    key: Annotated[str, typer.Argument(help="The table's key: [plugins.KEY].")],
+    registry_file: Annotated[Path | None, typer.Option("--file", help="A registry file holding the table (default: "
+                                                       "the bundled one plus your user registry).")] = None,
+) -> None:
+    """Verify a registry table against the installed distribution: entry point, components, kinds, commands."""
+    from .catalogue import check_entry, load_catalogue
+
+    try:
+        entries = {e.key: e for e in load_catalogue(registry_file)}
+    except TumorboardError as error:
+        _fail(error)
+    if key not in entries:
+        _fail(TumorboardError(f"no table [plugins.{key}] in {registry_file or 'the registry'}; keys: "
+                              f"{', '.join(sorted(entries)) or '(none)'}"))
+    problems = check_entry(entries[key])
+    if problems:
+        for problem in problems:
+            err.print(f"[red]✗[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    entry = entries[key]
+    out.print(f"[plugins.{key}] matches {entry.distribution}: {entry.entry_point}; "
+              f"{', '.join(entry.components or entry.commands)}", highlight=False, markup=False)
+
+
+@plugins_app.command("new")
+def plugins_new(
+    name: Annotated[str, typer.Argument(help="The plugin's name: lower case, e.g. ridge (package tumorboard_ridge).")],
+    kind: Annotated[str, typer.Option("--kind", help="model, modality, fusion or explainer.")],
+    folder: Annotated[Path, typer.Option("--dir", help="Where to create tumorboard-NAME/.")] = Path("."),
+) -> None:
+    """Write a plugin package (pyproject with the entry point, the component, a kit test, a README) that passes
+    its own tests after `pip install -e`."""
+    from .scaffold import new_plugin
+
+    try:
+        root = new_plugin(kind, name, folder)
+    except TumorboardError as error:
+        _fail(error)
+    out.print(f"plugin package written to {root}/\nnext: cd {root} && pip install -e \".[test]\" && python -m pytest -q",
+              highlight=False, markup=False)
+
+
+@plugins_app.callback(invoke_without_command=True)
 def plugins(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     plugin: PluginOpt = None,
 ) -> None:
-    """List installed, catalogued-but-not-installed, and broken plugins."""
+    """List installed, unavailable (an optional dependency is missing), catalogued-but-not-installed, and broken
+    plugins."""
+    if ctx.invoked_subcommand is not None:
+        return
     from .catalogue import load_catalogue
     from .plugins import load_plugins, split_command_line_plugins, unavailable_here
 
