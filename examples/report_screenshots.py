@@ -38,7 +38,7 @@ def main() -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         sys.exit("Chromium is not installed (Debian: apt-get install chromium)")
-    from tumorboard._engine.card import patient_card
+    from tumorboard_report.card import patient_card
     from tumorboard._engine.engine import run
     from tumorboard_synth import SynthOptions, generate
 

@@ -13,10 +13,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from tumorboard._engine.card import card_key, patient_card, reference
+from tumorboard._engine.runfiles import card_key, reference
+from tumorboard_report.card import patient_card
 from tumorboard._engine.engine import run
-from tumorboard._engine.figures import readable
-from tumorboard._engine.report import cohort_report
+from tumorboard_report.figures import readable
+from tumorboard._engine.reporters import write_reports
+from tumorboard._engine.rundir import verify_run
+from tumorboard_report.report import CohortReport
 from tumorboard_synth import SynthOptions, generate
 
 
@@ -120,17 +123,30 @@ def test_report_redraw_reads_only_the_run_directory(run_dir, tmp_path):
     copy = tmp_path / "copied"
     shutil.copytree(run_dir, copy)
     (copy / "report.html").unlink()
-    assert cohort_report(copy).is_file()
+    written, problems = write_reports(copy, {"report.cohort": CohortReport}, finished=True)
+    assert written == [copy / "report.html"] and not problems and written[0].is_file()
+    verify_run(copy)  # the redrawn page is recorded in the manifest
     with pytest.raises(Exception, match="not a finished tumorboard run"):
-        cohort_report(tmp_path)
+        write_reports(tmp_path, {"report.cohort": CohortReport}, finished=True)
 
 
 def test_feature_names_read_well():
-    assert readable("clinical:hemoglobin_g_dl") == "Hemoglobin (g/dL) (clinical)"
-    assert readable("ehr:measurement:Hemoglobin [Mass/volume] in Blood [3000963]:mean@30d") == (
-        "Hemoglobin in Blood, mean over the last 30 days (EHR)")
-    assert readable("ehr:measurement:ECOG performance status [2000000103]:last@all__missing") == (
-        "ECOG performance status, last any time before the index date is missing (EHR)")
+    """The report knows no plugin's naming scheme: the EHR modality names its own features (feature_labels)."""
+    from tumorboard_ehr.labels import feature_labels
+
+    names = ["measurement:Hemoglobin [Mass/volume] in Blood [3000963]:mean@30d",
+             "measurement:ECOG performance status [2000000103]:last@all__missing", "note:egfr:negated", "age_years"]
+    labels = {"ehr": feature_labels(names)}
+    assert "age_years" not in labels["ehr"]  # a plain column: the report's own fallback names it
+    assert readable("clinical:hemoglobin_g_dl", labels) == "Hemoglobin (g/dL) (clinical)"
+    assert readable("ehr:measurement:Hemoglobin [Mass/volume] in Blood [3000963]:mean@30d", labels) == (
+        "Hemoglobin in Blood, mean over the last 30 days (ehr)")
+    assert readable("ehr:measurement:ECOG performance status [2000000103]:last@all__missing", labels) == (
+        "ECOG performance status, last any time before the index date is missing (ehr)")
+    assert readable("ehr:note:egfr:negated", labels) == "notes mention EGFR (negated) (ehr)"
+    assert readable("ehr:age_years", labels) == "Age (years) (ehr)"
+    # without the run's labels, the raw name stays readable rather than wrong
+    assert readable("ehr:note:egfr:negated") == "Note:egfr:negated (ehr)"
     assert readable("rna:CD8A") == "CD8A (rna)"
     assert readable("ct:present") == "has ct data (ct)"
 
@@ -214,3 +230,38 @@ options = {{ max_patients = 30, background = 20 }}
     assert expected[0] in report and "What drives the predictions" in report
     card = patient_card(result.path, outcomes["patient_id"][0]).read_text(encoding="utf-8")
     assert expected[1] in card
+
+
+def test_the_ehr_modality_names_its_features_in_the_run_and_the_report(tmp_path):
+    """feature_labels.json carries the EHR plugin's readable names; the report draws them, never the raw codes."""
+    synthetic = cohort(images=False)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f"""
+[run]
+name = "labels"
+task = "binary"
+seed = 2
+output = "{(tmp_path / 'out').as_posix()}"
+[cohort]
+outcomes = "{(synthetic / 'outcomes.csv').as_posix()}"
+target = "response"
+[[modality]]
+name = "ehr"
+plugin = "ehr.polars"
+options = {{ omop_dir = "{(synthetic / 'omop').as_posix()}", index_concepts = [2000000201, 2000000202, 2000000203] }}
+[fusion]
+plugin = "fusion.concat"
+[model]
+plugin = "model.logistic"
+[evaluation]
+folds = 3
+bootstrap = 50
+[[explainer]]
+plugin = "explain.permutation"
+""", encoding="utf-8")
+    result = run(spec)
+    labels = json.loads((result.path / "feature_labels.json").read_text(encoding="utf-8"))["ehr"]
+    assert any(text.endswith("over the last 30 days") or "before the index date" in text for text in labels.values())
+    assert all("[" not in text for text in labels.values())  # concept codes are gone
+    report = (result.path / "report.html").read_text(encoding="utf-8")
+    assert 'alt="feature importance by explain.permutation"' in report

@@ -378,12 +378,12 @@ def test_stale_staging_of_a_dead_process_is_removed_and_nothing_else(qs):
 
 
 def test_report_failure_keeps_the_finished_computation(qs, monkeypatch):
-    import tumorboard._engine.engine as engine
+    from tumorboard_report.report import CohortReport
 
     def broken(*args, **kwargs):
         raise ValueError("a figure could not be drawn")
 
-    monkeypatch.setattr(engine, "cohort_report", broken)
+    monkeypatch.setattr(CohortReport, "render", broken)
     result = run(qs)
     for name in ("metrics.json", "predictions.parquet", "pipeline", MANIFEST):
         assert (result.path / name).exists()
@@ -604,7 +604,7 @@ def test_kit_reports_rows_with_the_engines_message(tmp_path):
 def test_card_reference_is_keyed_by_a_per_run_secret(finished, qs):
     import hashlib
 
-    from tumorboard._engine.card import CARD_KEY
+    from tumorboard._engine.runfiles import CARD_KEY
 
     other = run(qs).path
     refs = []

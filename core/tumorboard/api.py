@@ -21,7 +21,9 @@ from ._engine.errors import ComponentError, DataError, TumorboardError, Tumorboa
 from ._engine.hookspecs import PLUGIN_API_VERSION, hookimpl
 from ._engine.commands import CommandKit
 from ._engine.metrics import DEFAULT_METRICS, GREATER_IS_BETTER, METRICS, harrell_c, score
-from ._engine.rundir import staged_directory
+from ._engine.reporters import Reporter
+from ._engine.rundir import atomic_write_text, safe_output_file, staged_directory
+from ._engine.runfiles import RunFiles, patient_reference
 from ._engine.preprocess import NumericStats, apply_numeric, fit_numeric
 from ._engine.tables import check_unique_ids, read_table, row_label
 from ._engine.training import TrainSettings, train_settings, training_options
@@ -33,6 +35,8 @@ __all__ = [
     "PLUGIN_API_VERSION",
     "TASKS",
     "Attribution",
+    "Reporter",
+    "RunFiles",
     "CommandKit",
     "Cohort",
     "Component",
@@ -52,6 +56,7 @@ __all__ = [
     "TumorboardError",
     "TumorboardWarning",
     "apply_numeric",
+    "atomic_write_text",
     "check_unique_ids",
     "component_class",
     "dump_estimator",
@@ -60,8 +65,10 @@ __all__ = [
     "load_estimator",
     "hookimpl",
     "parallel_map",
+    "patient_reference",
     "read_table",
     "row_label",
+    "safe_output_file",
     "staged_directory",
     "TrainSettings",
     "train_settings",

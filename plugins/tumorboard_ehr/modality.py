@@ -222,6 +222,13 @@ class EhrPolars(Modality):
         vectorizer.idf_ = self.tfidf_idf_  # learned on training patients, never refitted here
         return vectorizer.transform(texts).toarray()
 
+    def feature_labels(self, names: Sequence[str]) -> dict[str, str]:
+        """``measurement:Hemoglobin [Mass/volume] in Blood [3000963]:mean@30d`` reads as ``Hemoglobin in
+        Blood, mean over the last 30 days`` (tumorboard_ehr.labels)."""
+        from .labels import feature_labels
+
+        return feature_labels(names)
+
     def transform(self, ids: Sequence[str]) -> FeatureBlock:
         self.check_is_fitted()
         raw = self._raw()

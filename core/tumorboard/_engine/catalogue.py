@@ -148,6 +148,8 @@ def check_entry(entry: CatalogueEntry) -> list[str]:
              for i, cls in claims if i is info}
     if "register_commands" in info.hooks:
         kinds.add("command")
+    if "register_reporters" in info.hooks:
+        kinds.add("reporter")
     if info.status == "ok" and kinds and kinds != set(entry.kinds):
         problems.append(f"kind: registry lists {', '.join(entry.kinds)}, the plugin provides {', '.join(sorted(kinds))}")
     if entry.api_version and entry.api_version != PLUGIN_API_VERSION:

@@ -175,34 +175,29 @@ def run(
 
 
 @app.command()
-def explain(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `tumorboard run`.")],
-    patient: Annotated[str, typer.Option("--patient", help="The patient's id in the cohort's outcomes table.")],
-    output: Annotated[Path | None, typer.Option("--out", help="Where to write the card (default RUN_DIR/cards/).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file (never a file of the run).")] = False,
-) -> None:
-    """Write one patient's card: prediction with interval, cohort position, top features, modalities, saliency."""
-    from .card import patient_card
-
-    try:
-        path = patient_card(run_dir, patient, output, overwrite)
-    except TumorboardError as error:
-        _fail(error)
-    out.print(f"patient card: {path}")
-
-
-@app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `tumorboard run`.")],
+    only: Annotated[str | None, typer.Option("--only", help="Redraw one reporter's page (e.g. report.cohort).")] = None,
+    plugin: PluginOpt = None,
 ) -> None:
-    """Redraw a run's cohort report (RUN_DIR/report.html) from what the run wrote."""
-    from .report import cohort_report
+    """Redraw a run's pages (the cohort report, RUN_DIR/report.html, and any other reporter's) from what the run
+    wrote."""
+    from .plugins import load_plugins, split_command_line_plugins
+    from .reporters import write_reports
 
+    registry = load_plugins(*split_command_line_plugins(plugin or []))
+    if not registry.reporters:
+        missing = "; ".join(f"{n} {why}" for n, why in registry.unavailable_reporters.items())
+        _fail(TumorboardError("no reporter is installed" + (f" ({missing})" if missing else "")))
     try:
-        path = cohort_report(run_dir)
+        written, problems = write_reports(run_dir, registry.reporters, finished=True, only=only)
     except TumorboardError as error:
         _fail(error)
-    out.print(f"cohort report: {path}")
+    _show_warnings(problems)
+    for path in written:
+        out.print(f"written: {path}")
+    if problems:
+        raise typer.Exit(1)
 
 
 plugins_app = typer.Typer(help="List plugins (installed, unavailable here, known, broken) or start a new one.")

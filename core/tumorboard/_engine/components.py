@@ -179,6 +179,16 @@ class Modality(Component):
         """
         return None
 
+    def feature_labels(self, names: Sequence[str]) -> dict[str, str]:
+        """Readable names for this modality's features (``names`` are its block's feature names), for
+        reports and patient cards: feature -> label, for those it can name better than the column name.
+
+        Optional (the default names none). Called on the fitted modality after
+        the refit; the engine writes the answers into the run directory, so a
+        report never parses a plugin's feature names.
+        """
+        return {}
+
     def input_files(self) -> list[Path]:
         """Files this component reads (hashed into provenance). Defaults to its path options."""
         return _paths_in(self.options)

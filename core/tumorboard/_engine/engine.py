@@ -20,7 +20,6 @@ import numpy as np
 import polars as pl
 
 from .calibration import Calibration
-from .card import write_card_key
 from .cohort import load_cohort
 from .components import Modality, paths_in_options
 from .data import Cohort, FeatureBlock
@@ -39,7 +38,8 @@ from .evaluation import (
     warn,
 )
 from .pipeline import Pipeline, predict_for_scoring
-from .report import cohort_report
+from .reporters import write_reports
+from .runfiles import FEATURE_LABELS, write_card_key
 from .search import REFIT, SearchResult, run_search
 from .rundir import check_output_free, hash_inputs, staged_directory, write_json
 from .spec import LoadedSpec, default_metrics, load_spec
@@ -405,6 +405,7 @@ def run(
                     metrics["therapy"] = therapy.finish(final.features, stage, rs.evaluation, list(cohort.ids))
             if loaded.explainers:
                 X = final.features(list(cohort.ids))
+                write_json(stage / FEATURE_LABELS, _feature_labels(final, list(cohort.ids)))
                 (stage / "attributions").mkdir()
                 for explainer in loaded.explainers:
                     with stages(f"explaining with {explainer.name}"):
@@ -439,14 +440,8 @@ def run(
                 "execution": executor.describe(),
                 "stages_seconds": stages.seconds,
             })
-            with stages("writing the cohort report"):
-                try:
-                    cohort_report(stage, verify=False)
-                except Exception as err:  # any figure or text error: keep the run, say how to retry
-                    warn(f"the cohort report could not be drawn ({type(err).__name__}: {err}); the metrics, "
-                         f"predictions and pipeline are saved: retry with `tumorboard report {output}`", notes)
-                    metrics["warnings"] = notes
-                    write_json(stage / "metrics.json", metrics)
+            with stages("writing the reports"):
+                _report(stage, output, loaded.registry, metrics, notes)
             progress.end()
         notes.extend(staged.notes)
         output = staged.final or output
@@ -550,6 +545,37 @@ def _wants_modalities(explainer) -> bool:
     import inspect
 
     return "modalities" in inspect.signature(explainer.explain).parameters
+
+
+def _feature_labels(final: Pipeline, ids: list[str]) -> dict[str, dict[str, str]]:
+    """Readable names each fitted modality gives its features (spec modality name -> feature -> label)."""
+    labels = {}
+    for (name, modality), block in zip(final.modalities, final.blocks(ids)):
+        try:
+            found = modality.feature_labels(block.feature_names)
+        except Exception:  # a label is a nicety: the report falls back to the column name
+            found = {}
+        if found:
+            labels[name] = {str(k): str(v) for k, v in found.items()}
+    return labels
+
+
+def _report(stage: Path, output: Path, registry, metrics: dict, notes: list[str]) -> None:
+    """Every reporter's page, after the computation is saved: a failure is a warning, never the run's end."""
+    problems = []
+    if not registry.reporters:
+        missing = "; ".join(f"{n} {why}" for n, why in registry.unavailable_reporters.items())
+        if missing:
+            problems.append(f"no report was drawn: {missing}; the run is complete, and `tumorboard report "
+                            f"{output}` draws it once the reporter is installed")
+    else:
+        _, failed = write_reports(stage, registry.reporters, finished=False)
+        problems += [p.replace(f"tumorboard report {stage}", f"tumorboard report {output}") for p in failed]
+    for problem in problems:
+        warn(problem, notes)
+    if problems:
+        metrics["warnings"] = notes
+        write_json(stage / "metrics.json", metrics)
 
 
 def _write_presence(path: Path, pipeline: Pipeline, ids: list[str]) -> None:

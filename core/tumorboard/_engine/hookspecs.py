@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import typer
 
     from .commands import CommandKit
+    from .reporters import Reporter
 
 PROJECT = "tumorboard"
 PLUGIN_API_VERSION = "1"
@@ -122,7 +123,26 @@ HOOKS: dict[str, str] = {
 }
 """Each component hook and the component family it registers."""
 
-FEATURE_HOOKS: tuple[str, ...] = ("register_commands",)
+@hookspec
+def register_reporters(register: Callable[[type[Reporter]], None]) -> None:
+    """Hand tumorboard the reporters this plugin provides: pages a run writes about itself.
+
+    Called once per process, while plugins load.
+
+    :param register: call it once per class, ``register(CohortReport)``. The
+        class subclasses ``tumorboard.api.Reporter``, names itself
+        ``report.variant`` and the file it renders (``output``, e.g.
+        ``report.html``), and implements ``render(run)``, which reads the run
+        through ``tumorboard.api.RunFiles`` and returns the page. tumorboard
+        writes it into the run directory after the run's results are saved, and
+        ``tumorboard report RUN_DIR`` redraws it; a reporter that fails costs a
+        warning, never the run.
+
+    .. versionadded:: 0.2
+    """
+
+
+FEATURE_HOOKS: tuple[str, ...] = ("register_commands", "register_reporters")
 """Hooks that add a feature rather than components (a plugin may implement only these)."""
 
 

@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from . import hookspecs
 from .components import FAMILIES, NAME_PATTERN, Component
+from .reporters import reporter_problems
 
 ENTRY_POINT_GROUP = "tumorboard"
 DISABLE_ENV = "TUMORBOARD_DISABLE_PLUGINS"
@@ -110,6 +111,10 @@ class PluginRegistry:
     """Every (plugin, class) that registered each name, conflicting or not."""
     feature_hooks: dict[str, list[tuple[PluginInfo, Callable]]] = field(default_factory=dict)
     """Implementations of the feature hooks (``register_commands``) by loaded plugins, in load order."""
+    reporters: dict[str, type] = field(default_factory=dict)
+    """Reporter classes (``register_reporters``) by name."""
+    unavailable_reporters: dict[str, str] = field(default_factory=dict)
+    """Reporters whose library is missing here: name -> what is missing and the install command."""
 
     def get(self, family: str, name: str, distribution: str | None = None) -> type[Component] | None:
         if distribution is not None:
@@ -402,11 +407,24 @@ class _Loader:
                 except Exception as err:
                     problems.append(f"{hook_name} raised {_short_error(err)}")
         features = []
+        reporters: list[type] = []
         for hook_name in hookspecs.FEATURE_HOOKS:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                if impl.plugin is module:
-                    info.hooks.append(hook_name)
+                if impl.plugin is not module:
+                    continue
+                info.hooks.append(hook_name)
+                if hook_name != "register_reporters":
                     features.append((hook_name, impl.function))
+                    continue
+                try:  # reporters register classes, like components
+                    impl.function(**{arg: reporters.append for arg in impl.argnames if arg == "register"})
+                except Exception as err:
+                    problems.append(f"{hook_name} raised {_short_error(err)}")
+        for cls in reporters:
+            problems.extend(reporter_problems(cls))
+            name = getattr(cls, "name", "")
+            if name in self.registry.reporters or name in self.registry.unavailable_reporters:
+                problems.append(f"reporter {name!r} is already registered by another plugin")
         info.attempted = [str(getattr(cls, "name", "")) for _, cls in pending]
         for family, cls in pending:
             problems.extend(component_problems(cls, family))
@@ -423,7 +441,16 @@ class _Loader:
             return
         for hook_name, function in features:
             self.registry.feature_hooks.setdefault(hook_name, []).append((info, function))
-        if not pending and features:
+        for cls in reporters:
+            missing = [m for m in cls.requires if not module_available(m)]
+            if missing:
+                hint = cls.install or f"pip install {' '.join(missing)}"
+                info.unavailable[cls.name] = f"needs {', '.join(missing)} (not installed): {hint}"
+                self.registry.unavailable_reporters[cls.name] = info.unavailable[cls.name]
+            else:
+                self.registry.reporters[cls.name] = cls
+                info.components.append(cls.name)
+        if not pending and (features or reporters):
             return
         if not pending:
             info.status = "empty"

@@ -435,3 +435,9 @@ def check_output_file(out: Path, overwrite: bool, protected: Iterable[Path] = ()
         raise RunError(f"--out {out} already exists; pass --overwrite to replace it, or choose another file")
     if out.is_dir():
         raise RunError(f"--out {out} is a folder; give a file name")
+
+
+def safe_output_file(out: Path, overwrite: bool, run_dir: Path) -> None:
+    """An output file a command writes about a run (``--out``): never an existing file without
+    ``overwrite``, never a file of the run or one of its inputs even with it."""
+    check_output_file(out, overwrite, protected=run_and_inputs(run_dir))

@@ -22,7 +22,6 @@ PALETTE = (BLUE, ORANGE, GREEN, RED, "#CC79A7", "#56B4E9", "#F0E442", GREY)
 
 UNITS = {"g_dl": "g/dL", "mg_dl": "mg/dL", "u_l": "U/L", "ng_ml": "ng/mL", "mm3": "mm³", "mm": "mm", "hu": "HU",
          "months": "months", "years": "years", "kg": "kg", "cm": "cm"}
-WINDOWS = {"all": "any time before the index date"}
 
 
 def figure(width: float = 5.0, height: float = 3.4):
@@ -49,42 +48,29 @@ def embed(fig, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def readable(feature: str) -> str:
-    """A feature name a clinician can read: modality in brackets, concept names without codes, units spelled.
+def readable(feature: str, labels: dict[str, dict[str, str]] | None = None) -> str:
+    """A feature name a clinician can read: the modality in brackets, units spelled out.
 
-    ``ehr:measurement:Hemoglobin [Mass/volume] in Blood [3000963]:mean@30d``
-    becomes ``Hemoglobin in Blood, mean over the last 30 days (EHR)``;
-    ``clinical:hemoglobin_g_dl`` becomes ``Hemoglobin (g/dL) (clinical)``.
+    The modality that made a feature names it best: ``labels`` (the run's
+    ``feature_labels.json``: spec modality name -> feature -> label) comes from
+    each modality's ``feature_labels``. Without a label, ``clinical:hemoglobin_g_dl``
+    becomes ``Hemoglobin (g/dL) (clinical)``.
     """
     modality, _, rest = feature.partition(":")
     if not rest:
         modality, rest = "", feature
     missing = rest.endswith("__missing")
     rest = rest.removesuffix("__missing")
-    parts = rest.split(":")
-    if len(parts) >= 3 and "@" in parts[-1]:  # ehr.polars: domain:concept:statistic@window
-        stat, _, window = parts[-1].partition("@")
-        concept = re.sub(r"\s*\[[^\]]*\]", "", ":".join(parts[1:-1])).strip()
-        when = WINDOWS.get(window, f"over the last {_window(window)}")
-        text = f"{concept}, {stat.replace('_', ' ')} {when}"
-    elif len(parts) == 3 and parts[0] == "note":
-        text = f"notes mention {parts[1].upper()} ({parts[2]})"
-    elif parts[-1] == "present":
+    label = (labels or {}).get(modality, {}).get(rest)
+    if label is not None:
+        text = label
+    elif rest.split(":")[-1] == "present":
         text = f"has {modality} data"
     else:
-        text = _tabular(":".join(parts))
+        text = _tabular(rest)
     if missing:
         text += " is missing"
-    label = {"ehr": "EHR"}.get(modality, modality)
-    return f"{text} ({label})" if label else text
-
-
-def _window(window: str) -> str:
-    match = re.fullmatch(r"(\d+)([dmy])", window)
-    if not match:
-        return window
-    n, unit = int(match[1]), {"d": "day", "m": "month", "y": "year"}[match[2]]
-    return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{text} ({modality})" if modality else text
 
 
 def _tabular(name: str) -> str:

@@ -1,6 +1,8 @@
-"""The cohort report: one self-contained HTML file per run, written into the run directory.
+"""The cohort report (``report.cohort``): one self-contained HTML file per run, ``report.html``.
 
-Reads only what the run wrote (metrics.json, predictions.parquet,
+A reporter: tumorboard renders it into the run directory after the run's
+results are saved, and ``tumorboard report RUN_DIR`` redraws it. Reads only
+what the run wrote (metrics.json, predictions.parquet,
 provenance.json, resolved.json, attributions/), so ``tumorboard report
 RUN_DIR`` can redraw it at any time. It lists no patient identifiers.
 """
@@ -15,56 +17,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tumorboard.api import Reporter, RunFiles
+
 from .figures import BLUE, GREY, ORANGE, PALETTE, RED, embed, figure, fmt, interval, page, readable, table
 
 REPORT_NAME = "report.html"
-
-
-class RunFiles:
-    """A finished run directory, read lazily."""
-
-    def __init__(self, folder: Path, verify: bool = True, redrawn: tuple[str, ...] = ()) -> None:
-        self.folder = Path(folder)
-        if verify:  # a finished run: its manifest is there and every file matches it
-            from .rundir import verify_run
-
-            verify_run(self.folder, redrawn=redrawn)
-        if not (self.folder / "metrics.json").is_file():
-            from .errors import RunError
-
-            raise RunError(f"{self.folder}: not a run directory (no metrics.json); "
-                           "give the folder that `tumorboard run` printed")
-        self.metrics: dict[str, Any] = self._json("metrics.json")
-        self.provenance: dict[str, Any] = self._json("provenance.json")
-        self.spec: dict[str, Any] = self._json("resolved.json")
-
-    def _json(self, name: str) -> dict[str, Any]:
-        path = self.folder / name
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-    @property
-    def task(self) -> str:
-        return self.metrics.get("task") or self.spec.get("run", {}).get("task", "")
-
-    def predictions(self) -> pl.DataFrame:
-        return pl.read_parquet(self.folder / "predictions.parquet")
-
-    def attribution(self, method: str) -> tuple[pl.DataFrame, dict[str, Any]] | None:
-        """(global table, summary) of an explainer's output, or None when the run did not use it."""
-        path = self.folder / "attributions" / f"{method}.parquet"
-        if not path.is_file():
-            return None
-        summary_path = path.with_suffix(".json")
-        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-        return pl.read_parquet(path), summary
-
-    def per_patient(self, method: str, kind: str = "patients") -> pl.DataFrame | None:
-        path = self.folder / "attributions" / f"{method}-{kind}.parquet"
-        return pl.read_parquet(path) if path.is_file() else None
-
-    def explainers(self) -> list[str]:
-        folder = self.folder / "attributions"
-        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
 def oof_scores(run: RunFiles) -> pl.DataFrame:
@@ -160,7 +117,7 @@ def _drivers(run: RunFiles) -> str:
         if found is not None and len(found[0]):
             top = found[0].head(15)
             fig, ax = figure(6.0, 0.3 * len(top) + 1.0)
-            ax.barh([readable(f) for f in top["feature"]][::-1], top["importance"].to_list()[::-1], color=BLUE)
+            ax.barh([readable(f, run.feature_labels()) for f in top["feature"]][::-1], top["importance"].to_list()[::-1], color=BLUE)
             ax.set(xlabel=f"importance ({method})")
             return embed(fig, f"feature importance by {method}")
     return ""
@@ -181,7 +138,7 @@ def _shap_summary(run: RunFiles, overall: pl.DataFrame, summary: dict[str, Any])
             colour = np.clip((x - lo) / ((hi - lo) or 1.0), 0, 1)
         ax.scatter(phi, row + rng.uniform(-0.28, 0.28, len(phi)), c=colour, cmap="coolwarm", vmin=0, vmax=1, s=6, alpha=0.7)
     ax.axvline(0, color=GREY, lw=1)
-    ax.set_yticks(range(len(top)), [readable(f) for f in reversed(top)], fontsize=8)
+    ax.set_yticks(range(len(top)), [readable(f, run.feature_labels()) for f in reversed(top)], fontsize=8)
     ax.set(xlabel=f"SHAP value ({summary.get('units') or 'model output'})")
     out = embed(fig, "SHAP summary: per-patient contributions of the 15 most important features") + (
         "<p class=\"note\">One dot per patient; colour is the feature's value (blue low, red high); right of the "
@@ -303,30 +260,26 @@ def _provenance(run: RunFiles) -> str:
     return out
 
 
-def cohort_report(folder: Path, verify: bool = True) -> Path:
-    """Write ``report.html`` into a run directory (atomically) and return its path.
+class CohortReport(Reporter):
+    """The run's cohort report: performance with intervals, curves, drivers, subgroup audit, ablation, search,
+    provenance."""
 
-    ``verify`` checks a finished run against its manifest first (the engine
-    passes False while the run is still being staged) and records the new
-    report in the manifest afterwards.
-    """
-    from .rundir import atomic_write_text, update_manifest
+    name = "report.cohort"
+    output = REPORT_NAME
+    requires = ("matplotlib",)
+    install = 'pip install "tumorboard[report]"'
 
-    run = RunFiles(folder, verify=verify, redrawn=(REPORT_NAME,))
-    name = run.spec.get("run", {}).get("name", Path(folder).name)
-    sections = [
-        ("Summary", _summary(run)),
-        ("Performance", _performance(run)),
-        ("Curves", _curves(run)),
-        ("What drives the predictions", _drivers(run)),
-        ("Subgroup audit", _subgroups(run)),
-        ("Modality ablation", _ablation(run)),
-        ("Hyperparameter search", _search(run)),
-        ("Provenance", _provenance(run)),
-    ]
-    text = page(f"tumorboard cohort report: {name}", f"{run.task} task, {fmt(run.metrics.get('n'))} patients", sections)
-    out = Path(folder) / REPORT_NAME
-    atomic_write_text(out, text)
-    if verify:
-        update_manifest(Path(folder), REPORT_NAME)
-    return out
+    def render(self, run: RunFiles) -> str:
+        name = run.spec.get("run", {}).get("name", run.folder.name)
+        sections = [
+            ("Summary", _summary(run)),
+            ("Performance", _performance(run)),
+            ("Curves", _curves(run)),
+            ("What drives the predictions", _drivers(run)),
+            ("Subgroup audit", _subgroups(run)),
+            ("Modality ablation", _ablation(run)),
+            ("Hyperparameter search", _search(run)),
+            ("Provenance", _provenance(run)),
+        ]
+        return page(f"tumorboard cohort report: {name}", f"{run.task} task, {fmt(run.metrics.get('n'))} patients",
+                    sections)

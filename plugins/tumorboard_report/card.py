@@ -9,38 +9,16 @@ hashing every id of a known format.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
-import secrets
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from .errors import RunError
+from tumorboard.api import RunFiles, TumorboardError, atomic_write_text, patient_reference, safe_output_file
+
 from .figures import BLUE, GREY, ORANGE, PALETTE, RED, embed, figure, fmt, page, readable, table
-from .report import RunFiles, oof_scores
-
-
-CARD_KEY = "card-key.txt"
-
-
-def write_card_key(folder: Path) -> None:
-    """A fresh random secret for this run's card references (256 bits, hex)."""
-    (Path(folder) / CARD_KEY).write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
-
-
-def reference(patient_id: str, key: bytes) -> str:
-    """A short reference for a patient: the first 12 hex digits of HMAC-SHA-256(run secret, id)."""
-    return hmac.new(key, str(patient_id).encode("utf-8"), hashlib.sha256).hexdigest()[:12]
-
-
-def card_key(folder: Path) -> bytes:
-    path = Path(folder) / CARD_KEY
-    if not path.is_file():
-        raise RunError(f"{folder}: no {CARD_KEY} (the run's secret for card references); run the spec again")
-    return bytes.fromhex(path.read_text(encoding="utf-8").strip())
+from .report import oof_scores
 
 
 def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -108,7 +86,7 @@ def _contributions(run: RunFiles, patient: str) -> str:
     names = row.columns
     top = np.argsort(-np.abs(phi))[:10]
     fig, ax = figure(7.0, 0.36 * len(top) + 1.1)
-    labels = [readable(names[j]) for j in top][::-1]
+    labels = [readable(names[j], run.feature_labels()) for j in top][::-1]
     ax.barh(labels, phi[top][::-1], color=[RED if v > 0 else BLUE for v in phi[top][::-1]])
     ax.axvline(0, color=GREY, lw=1)
     ax.tick_params(axis="y", labelsize=8)
@@ -122,7 +100,7 @@ def _contributions(run: RunFiles, patient: str) -> str:
                 f"{fmt(baseline, 2)} plus these contributions, sum {fmt(phi.sum(), 2)}). A gap to the out-of-fold "
                 "figure above is the model fitting patients it has seen. Red raises the predicted probability, "
                 "blue lowers it.</p>")
-    rows = [(readable(names[j]), fmt(phi[j], 3), "raises" if phi[j] > 0 else "lowers") for j in top]
+    rows = [(readable(names[j], run.feature_labels()), fmt(phi[j], 3), "raises" if phi[j] > 0 else "lowers") for j in top]
     return embed(fig, "top contributing features") + note + table(["feature", "contribution", "direction"], rows)
 
 
@@ -150,7 +128,7 @@ def _modalities(run: RunFiles, patient: str) -> str:
                    and row[c][0] is not None and float(row[c][0]) > 0]
         if missing:
             out += "<p>Missing measurements (imputed): " + ", ".join(
-                html.escape(readable(c).removesuffix(" is missing").replace(" is missing (", " (")) for c in missing[:12]) + (
+                html.escape(readable(c, run.feature_labels()).removesuffix(" is missing").replace(" is missing (", " (")) for c in missing[:12]) + (
                 f" and {len(missing) - 12} more" if len(missing) > 12 else "") + ".</p>"
     return out
 
@@ -194,16 +172,14 @@ def patient_card(folder: Path, patient: str, out: Path | None = None, overwrite:
     An explicit ``out`` never replaces an existing file unless ``overwrite``,
     and never a file of the run or one of its inputs.
     """
-    from .rundir import atomic_write_text, check_output_file, run_and_inputs
-
     run = RunFiles(folder)
     if out is not None:
-        check_output_file(out, overwrite, protected=run_and_inputs(run.folder))
+        safe_output_file(out, overwrite, run.folder)
     scores = oof_scores(run)
     if patient not in set(scores["patient_id"]):
-        raise RunError(f"{folder}: patient {patient!r} has no out-of-fold prediction in this run "
+        raise TumorboardError(f"{folder}: patient {patient!r} has no out-of-fold prediction in this run "
                        "(check the id against the cohort's outcomes table)")
-    ref = reference(patient, card_key(folder))
+    ref = patient_reference(folder, patient)
     prediction, value = _prediction(run, scores, patient)
     name = run.spec.get("run", {}).get("name", Path(folder).name)
     sections = [
