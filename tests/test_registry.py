@@ -36,8 +36,8 @@ def test_registry_tables_have_every_field():
     for entry in load_catalogue(REPO / "registry.toml"):
         for field in ("kind", "distribution", "entry_point", "summary", "api_version", "homepage", "install"):
             assert getattr(entry, field), f"registry.toml [{entry.key}] lacks {field}"
-        assert entry.kinds and set(entry.kinds) <= {"modality", "model", "fusion", "explainer", "reporter", "command"}
-        assert entry.components or entry.commands
+        assert entry.kinds and set(entry.kinds) <= {"modality", "model", "fusion", "explainer", "reporter", "analysis", "command"}
+        assert entry.components or entry.commands or entry.sections
 
 
 def test_registry_components_match_what_builtins_register():

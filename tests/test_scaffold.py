@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import site
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

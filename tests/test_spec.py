@@ -120,3 +120,11 @@ def test_line_index_handles_arrays_of_tables_and_inline_tables():
     assert index.line_of(("modality", 1, "options", "inner", "k")) == 9
     assert index.line_of(("modality", 1, "extra", "q")) == 11
     assert index.line_of(("modality", 1, "options", "nope")) == 9  # closest ancestor
+
+
+def test_a_section_no_plugin_owns_is_an_error_naming_the_sections(quickstart):
+    """Top-level tables beyond the kernel's belong to plugins (analyses); an unknown one is never ignored."""
+    quickstart.write_text(quickstart.read_text(encoding="utf-8") + '\n[treatmnet]\ncolumn = "arm"\n', encoding="utf-8")
+    (problem,) = problems(quickstart)
+    assert "unknown section [treatmnet]" in problem and "did you mean [treatment]?" in problem
+    assert "spec.toml:" in problem

@@ -53,13 +53,13 @@ def planted_nonzero(folder: Path, effects: pl.DataFrame) -> pl.DataFrame:
 
 def test_recommendations_match_the_planted_best_therapy(randomised):
     result = run(therapy_spec(randomised, "dr"), overwrite=True)
-    effects = pl.read_parquet(result.path / "therapy" / "effects.parquet")  # out-of-fold
+    effects = pl.read_parquet(result.path / "treatment" / "effects.parquet")  # out-of-fold
     nonzero = planted_nonzero(randomised, effects)
     assert nonzero.height > 300
     assert (nonzero["recommended"] == nonzero["best_therapy"]).mean() >= 0.8
-    qini = result.metrics["therapy"]["candidates"]["targeted"]["qini"]
+    qini = result.metrics["treatment"]["candidates"]["targeted"]["qini"]
     assert qini["ci_low"] > 0  # the 95% CI excludes zero
-    assert result.metrics["therapy"]["overlap"]["warning"] is False  # randomised
+    assert result.metrics["treatment"]["overlap"]["warning"] is False  # randomised
 
 
 @pytest.mark.slow
@@ -80,17 +80,17 @@ def test_confounded_assignment_warns_and_dr_beats_s_on_the_average_effect(tmp_pa
             encoding="utf-8")
         with pytest.warns(UserWarning, match="treatment assignment is predictable from the covariates"):
             result = run(spec, overwrite=True)
-        assert result.metrics["therapy"]["overlap"]["propensity_auroc"] > 0.7
-        effects = pl.read_parquet(result.path / "therapy" / "effects.parquet")
+        assert result.metrics["treatment"]["overlap"]["propensity_auroc"] > 0.7
+        effects = pl.read_parquet(result.path / "treatment" / "effects.parquet")
         errors[learner] = abs(effects["effect_targeted"].mean() - planted)
     assert errors["dr"] < errors["s"]
 
 
 def test_refit_gives_intervals_drivers_and_evidence_for_recommend(small):
     result = run(therapy_spec(small, "t", bags=5, bootstrap=50), overwrite=True)
-    recs = pl.read_parquet(result.path / "therapy" / "recommendations.parquet")
+    recs = pl.read_parquet(result.path / "treatment" / "recommendations.parquet")
     assert (recs["effect_targeted_low"] <= recs["effect_targeted_high"]).all()
-    egfr = pl.read_parquet(result.path / "therapy" / "evidence.parquet").filter(pl.col("gene") == "EGFR")["patient_id"][0]
+    egfr = pl.read_parquet(result.path / "treatment" / "evidence.parquet").filter(pl.col("gene") == "EGFR")["patient_id"][0]
     out = CliRunner().invoke(app, ["recommend", str(result.path), "--patient", egfr], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     assert "osimertinib" in out.output and "FLAURA" in out.output and "recommended" in out.output
@@ -135,11 +135,11 @@ def test_rules_with_unknown_genes_warn_and_list_them(small):
                      "ALK,amplification,alectinib,sensitive,A,fusion not in this cohort\n", encoding="utf-8")
     with pytest.warns(UserWarning, match=r"gene\(s\) found in no omics matrix, so they never match: ALK, NOTAGENE1"):
         result = run(spec, overwrite=True)
-    assert result.metrics["therapy"]["evidence"]["unknown_genes"] == ["ALK", "NOTAGENE1"]
+    assert result.metrics["treatment"]["evidence"]["unknown_genes"] == ["ALK", "NOTAGENE1"]
 
 
 def test_rules_can_be_toml(tmp_path):
-    from tumorboard._engine.therapy.evidence import read_rules
+    from tumorboard_therapy.evidence import read_rules
 
     path = tmp_path / "rules.toml"
     path.write_text('[[rule]]\ngene = "EGFR"\nalteration = "Mutation"\ntherapy = "osimertinib"\n'
@@ -152,7 +152,7 @@ def test_rules_can_be_toml(tmp_path):
 
 
 def test_qini_of_a_perfect_ranking_beats_a_random_one():
-    from tumorboard._engine.therapy.uplift import qini_coefficient
+    from tumorboard_therapy.uplift import qini_coefficient
 
     rng = np.random.default_rng(0)
     n = 2000

@@ -19,9 +19,11 @@ from ._engine.estimators import component_class, dump_estimator, load_estimator
 from ._engine.execution import parallel_map
 from ._engine.errors import ComponentError, DataError, TumorboardError, TumorboardWarning
 from ._engine.hookspecs import PLUGIN_API_VERSION, hookimpl
+from ._engine.analyses import Analysis, AnalysisContext, SectionChecker
 from ._engine.commands import CommandKit
 from ._engine.metrics import DEFAULT_METRICS, GREATER_IS_BETTER, METRICS, harrell_c, score
 from ._engine.reporters import Reporter
+from ._engine.spec import ComponentSpec
 from ._engine.rundir import atomic_write_text, safe_output_file, staged_directory
 from ._engine.runfiles import RunFiles, patient_reference
 from ._engine.preprocess import NumericStats, apply_numeric, fit_numeric
@@ -34,8 +36,12 @@ __all__ = [
     "METRICS",
     "PLUGIN_API_VERSION",
     "TASKS",
+    "Analysis",
+    "AnalysisContext",
     "Attribution",
+    "ComponentSpec",
     "Reporter",
+    "SectionChecker",
     "RunFiles",
     "CommandKit",
     "Cohort",

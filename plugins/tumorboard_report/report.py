@@ -10,8 +10,6 @@ RUN_DIR`` can redraw it at any time. It lists no patient identifiers.
 from __future__ import annotations
 
 import html
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -34,6 +34,7 @@ class CatalogueEntry:
     components: tuple[str, ...]
     install: str
     commands: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -99,6 +100,7 @@ def _read_catalogue(path: Path | None) -> list[CatalogueEntry]:
                 components=tuple(table.get("components", ())),
                 install=table.get("install", f"pip install {table.get('distribution', key)}"),
                 commands=tuple(table.get("commands", ())),
+                sections=tuple(table.get("sections", ())),
             )
         )
     return entries
@@ -109,6 +111,13 @@ def entry_for_component(name: str, catalogue: list[CatalogueEntry]) -> Catalogue
         if name in entry.components:
             return entry
     return None
+
+
+def _classes_of(info, registry) -> list[type]:
+    import sys
+
+    module = sys.modules.get(info.module.split(":")[0])
+    return [v for v in vars(module).values() if isinstance(v, type)] if module is not None else []
 
 
 def check_entry(entry: CatalogueEntry) -> list[str]:
@@ -140,7 +149,10 @@ def check_entry(entry: CatalogueEntry) -> list[str]:
     info = found[0]
     if info.status not in ("ok", "unavailable"):
         return problems + [f"the plugin is {info.status}: {info.error}"]
-    provided = set(info.components) | set(info.unavailable)
+    sections = {s for s, cls in registry.analyses.items() if any(cls is c for c in _classes_of(info, registry))}
+    if sections != set(entry.sections):
+        problems.append(f"sections: registry lists {sorted(entry.sections)}, the plugin owns {sorted(sections)}")
+    provided = (set(info.components) | set(info.unavailable)) - sections
     if provided != set(entry.components):
         problems.append(f"components: registry lists {sorted(entry.components)}, the plugin registers "
                         f"{sorted(provided)}")
@@ -150,6 +162,8 @@ def check_entry(entry: CatalogueEntry) -> list[str]:
         kinds.add("command")
     if "register_reporters" in info.hooks:
         kinds.add("reporter")
+    if "register_analyses" in info.hooks:
+        kinds.add("analysis")
     if info.status == "ok" and kinds and kinds != set(entry.kinds):
         problems.append(f"kind: registry lists {', '.join(entry.kinds)}, the plugin provides {', '.join(sorted(kinds))}")
     if entry.api_version and entry.api_version != PLUGIN_API_VERSION:

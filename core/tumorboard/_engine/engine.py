@@ -5,6 +5,7 @@ refit, explainers, and the run directory.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import platform
 import sys
 import time
@@ -21,7 +22,7 @@ import polars as pl
 
 from .calibration import Calibration
 from .cohort import load_cohort
-from .components import Modality, paths_in_options
+from .components import Modality, _paths_in, paths_in_options
 from .data import Cohort, FeatureBlock
 from .errors import ComponentError, DataError, RunError, TumorboardWarning
 from .execution import Executor, make_executor, thread_budget, using
@@ -38,11 +39,12 @@ from .evaluation import (
     warn,
 )
 from .pipeline import Pipeline, predict_for_scoring
+from .analyses import Analysis, AnalysisContext
 from .reporters import write_reports
 from .runfiles import FEATURE_LABELS, write_card_key
 from .search import REFIT, SearchResult, run_search
 from .rundir import check_output_free, hash_inputs, staged_directory, write_json
-from .spec import LoadedSpec, default_metrics, load_spec
+from .spec import LoadedSpec, build_model, default_metrics, load_spec
 from .splits import Fold, make_folds, read_split_file
 
 
@@ -237,9 +239,8 @@ def _input_paths(loaded: LoadedSpec) -> list[Path]:
         paths += paths_in_options(component)  # type: ignore[arg-type]
     if loaded.search is not None:
         paths += [p for slot in loaded.search.slots.values() for p in slot.paths]
-    if spec.treatment is not None and spec.treatment.evidence is not None:
-        ev = spec.treatment.evidence
-        paths += [loaded.resolve(p) for p in (ev.rules, ev.mutation, ev.cnv) if p is not None]
+    for _, options in loaded.analyses.values():
+        paths += [loaded.resolve(p) for p in _paths_in(options)]
     return paths
 
 
@@ -256,6 +257,8 @@ def resolved_spec(loaded: LoadedSpec, metric_names: list[str], searched: SearchR
     data["model"]["options"] = loaded.model.options.model_dump(mode="json")  # type: ignore[union-attr]
     for i, e in enumerate(loaded.explainers):
         data["explainer"][i]["options"] = e.options.model_dump(mode="json")
+    for section, (_, options) in loaded.analyses.items():
+        data[section] = options.model_dump(mode="json")
     if loaded.spec.search is not None:
         data["search"] = loaded.spec.search.model_dump(mode="json", by_alias=True, exclude_none=True)
     if searched is not None:
@@ -324,12 +327,11 @@ def run(
         if "ibs" in metric_names and not loaded.model.provides_survival_curves:  # type: ignore[union-attr]
             warn(f"{loaded.model.name} gives no survival curves; the integrated Brier score is reported as n/a", notes)
 
-        therapy = None
-        if rs.treatment is not None:
-            from .therapy import TherapyAnalysis
-
-            therapy = TherapyAnalysis(rs.treatment, loaded.resolve(rs.cohort.outcomes), rs.cohort.id, cohort,
-                                      loaded.model, rs.run.seed, notes, loaded.base_dir)  # type: ignore[arg-type]
+        # plugin-owned sections ([treatment]): analyses on the same folds
+        analyses = {section: cls(options, AnalysisContext(
+            cohort, loaded.resolve(rs.cohort.outcomes), rs.cohort.id, loaded.model, rs.run.seed,  # type: ignore[arg-type]
+            loaded.base_dir, rs.evaluation.confidence, rs.evaluation.bootstrap,
+            functools.partial(build_model, loaded), notes)) for section, (cls, options) in loaded.analyses.items()}
 
         subsets: dict[str, tuple[str, ...]] = {}
         if rs.evaluation.ablation:
@@ -352,7 +354,7 @@ def run(
                     (stage / "search").mkdir()
                     searched.trials.write_parquet(stage / "search" / "trials.parquet")
             fold_preds, frames, ablation_preds = _cross_validate(
-                pipeline, cohort, folds, n_classes, context, subsets, therapy, executor, stages,
+                pipeline, cohort, folds, n_classes, context, subsets, analyses, executor, stages,
                 searched.pipelines if searched is not None else {})
 
             with stages("metrics with bootstrap confidence intervals"):
@@ -400,9 +402,10 @@ def run(
                 final.save(stage / "pipeline", _raw_options(loaded, chosen), {"task": y.kind, "classes": list(y.classes)},
                            _pinned_distributions(loaded, chosen))
                 _write_presence(stage / "presence.parquet", final, list(cohort.ids))
-            if therapy is not None:
-                with stages("treatment effects: scoring, refit with bootstrap intervals, evidence"):
-                    metrics["therapy"] = therapy.finish(final.features, stage, rs.evaluation, list(cohort.ids))
+            for section, analysis in analyses.items():
+                with stages(f"[{section}]: scoring and refit"):
+                    (stage / section).mkdir()
+                    metrics[section] = analysis.finish(final.features, stage / section, list(cohort.ids))
             if loaded.explainers:
                 X = final.features(list(cohort.ids))
                 write_json(stage / FEATURE_LABELS, _feature_labels(final, list(cohort.ids)))
@@ -454,14 +457,15 @@ def run(
 
 
 def _cross_validate(pipeline: Pipeline, cohort: Cohort, folds: list[Fold], n_classes: int, context,
-                    subsets: dict[str, tuple[str, ...]], therapy, executor: Executor, stages: Stages,
-                    per_fold: dict[str, Pipeline]):
+                    subsets: dict[str, tuple[str, ...]], analyses: dict[str, Analysis], executor: Executor,
+                    stages: Stages, per_fold: dict[str, Pipeline]):
     """Every fold (and its ablation subsets) as one task on the executor; out-of-fold predictions.
 
     ``per_fold`` holds a fold's own pipeline (the configuration its search
-    selected) by fold label; other folds fit ``pipeline``. Treatment-effect
-    folds reuse the fold's fitted pipeline in this process, so a spec with
-    ``[treatment]`` runs its folds here, one after another.
+    selected) by fold label; other folds fit ``pipeline``. Analyses (a
+    plugin-owned section such as ``[treatment]``) reuse the fold's fitted
+    pipeline in this process, so a spec with one runs its folds here, one
+    after another.
     """
     fold_preds: dict[tuple[int, int, str], np.ndarray] = {}
     ablation_preds: dict[str, dict[tuple[int, int, str], np.ndarray]] = {label: {} for label in subsets}
@@ -480,15 +484,15 @@ def _cross_validate(pipeline: Pipeline, cohort: Cohort, folds: list[Fold], n_cla
         chosen = per_fold.get(fold.label, pipeline)
         chosen.on_stage = lambda stage, label=fold.label: stages.progress.update(f"{label}: {stage}")
         with thread_budget(executor.threads):  # the budget a worker's task runs under, so the bytes match
-            result = fit_fold(chosen, cohort, fold, n_classes, context, subsets, keep_fitted=therapy is not None)
-        if therapy is not None:
-            stages.progress.update(f"{fold.label}: treatment effects")
-            therapy.fold(result.fitted.features, fold.train, fold.test, fold.label)  # type: ignore[union-attr]
-            result.fitted = None
+            result = fit_fold(chosen, cohort, fold, n_classes, context, subsets, keep_fitted=bool(analyses))
+        for section, analysis in analyses.items():
+            stages.progress.update(f"{fold.label}: [{section}]")
+            analysis.fold(result.fitted.features, fold.train, fold.test, fold.label)  # type: ignore[union-attr]
+        result.fitted = None
         keep(fold, result)
 
     remaining = list(folds)
-    in_process = therapy is not None or executor.workers == 1
+    in_process = bool(analyses) or executor.workers == 1
     if not in_process and executor.auto and len(folds) > 1:
         # workers = "auto": a worker process costs its start and imports; folds quicker than that stay here
         here(remaining.pop(0))

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import typer
 
     from .commands import CommandKit
+    from .analyses import Analysis
     from .reporters import Reporter
 
 PROJECT = "tumorboard"
@@ -142,7 +143,28 @@ def register_reporters(register: Callable[[type[Reporter]], None]) -> None:
     """
 
 
-FEATURE_HOOKS: tuple[str, ...] = ("register_commands", "register_reporters")
+@hookspec
+def register_analyses(register: Callable[[type[Analysis]], None]) -> None:
+    """Hand tumorboard the analyses this plugin provides: work on the run's folds, configured by a spec
+    section the plugin owns.
+
+    Called once per process, while plugins load, before any run spec is read.
+
+    :param register: call it once per class, ``register(TreatmentEffects)``.
+        The class subclasses ``tumorboard.api.Analysis``, names the top-level
+        table it owns (``section = "treatment"``) and validates it with its
+        ``Options``; ``check`` adds problems a model cannot see (a model the
+        section names, a file). The engine calls ``fold`` with each outer
+        fold's fitted features (training patients only) and ``finish`` with
+        the refit's; what ``finish`` returns is saved in metrics.json under
+        the section's name, its files in ``RUN_DIR/<section>/``. Therapy
+        selection's ``[treatment]`` is such a plugin (``tumorboard_therapy``).
+
+    .. versionadded:: 0.2
+    """
+
+
+FEATURE_HOOKS: tuple[str, ...] = ("register_commands", "register_reporters", "register_analyses")
 """Hooks that add a feature rather than components (a plugin may implement only these)."""
 
 

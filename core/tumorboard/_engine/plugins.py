@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from . import hookspecs
 from .components import FAMILIES, NAME_PATTERN, Component
+from .analyses import analysis_problems
 from .reporters import reporter_problems
 
 ENTRY_POINT_GROUP = "tumorboard"
@@ -46,6 +47,13 @@ LOCAL_PREFIX = "tumorboard_local__"
 # families whose component names must start with a fixed prefix; modality
 # names start with their data family instead (tabular., ehr., omics., imaging.)
 NAME_PREFIX = {"model": "model.", "fusion": "fusion.", "explainer": "explain."}
+
+# feature hooks whose implementations register classes: hook -> (problems of a class, the attribute that names
+# it, what it is called in messages)
+CLASS_HOOKS = {
+    "register_reporters": (reporter_problems, "name", "reporter"),
+    "register_analyses": (analysis_problems, "section", "spec section"),
+}
 
 Status = Literal["ok", "broken", "disabled", "empty", "unavailable"]
 
@@ -111,10 +119,28 @@ class PluginRegistry:
     """Every (plugin, class) that registered each name, conflicting or not."""
     feature_hooks: dict[str, list[tuple[PluginInfo, Callable]]] = field(default_factory=dict)
     """Implementations of the feature hooks (``register_commands``) by loaded plugins, in load order."""
-    reporters: dict[str, type] = field(default_factory=dict)
-    """Reporter classes (``register_reporters``) by name."""
-    unavailable_reporters: dict[str, str] = field(default_factory=dict)
-    """Reporters whose library is missing here: name -> what is missing and the install command."""
+    extras: dict[str, dict[str, type]] = field(default_factory=lambda: {hook: {} for hook in CLASS_HOOKS})
+    """Classes of the feature hooks that register them: hook -> name (reporters) or section (analyses) -> class."""
+    unavailable_extras: dict[str, dict[str, str]] = field(default_factory=lambda: {hook: {} for hook in CLASS_HOOKS})
+    """Those whose library is missing here: hook -> name -> what is missing and the install command."""
+
+    @property
+    def reporters(self) -> dict[str, type]:
+        """Reporter classes (``register_reporters``) by name."""
+        return self.extras["register_reporters"]
+
+    @property
+    def unavailable_reporters(self) -> dict[str, str]:
+        return self.unavailable_extras["register_reporters"]
+
+    @property
+    def analyses(self) -> dict[str, type]:
+        """Analysis classes (``register_analyses``) by the spec section they own."""
+        return self.extras["register_analyses"]
+
+    @property
+    def unavailable_analyses(self) -> dict[str, str]:
+        return self.unavailable_extras["register_analyses"]
 
     def get(self, family: str, name: str, distribution: str | None = None) -> type[Component] | None:
         if distribution is not None:
@@ -407,24 +433,27 @@ class _Loader:
                 except Exception as err:
                     problems.append(f"{hook_name} raised {_short_error(err)}")
         features = []
-        reporters: list[type] = []
+        # classes of the feature hooks that register things (reporters, analyses): hook -> classes
+        extras: dict[str, list[type]] = {hook: [] for hook in CLASS_HOOKS}
         for hook_name in hookspecs.FEATURE_HOOKS:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin is not module:
                     continue
                 info.hooks.append(hook_name)
-                if hook_name != "register_reporters":
+                if hook_name not in CLASS_HOOKS:
                     features.append((hook_name, impl.function))
                     continue
-                try:  # reporters register classes, like components
-                    impl.function(**{arg: reporters.append for arg in impl.argnames if arg == "register"})
+                try:  # reporters and analyses register classes, like components
+                    impl.function(**{arg: extras[hook_name].append for arg in impl.argnames if arg == "register"})
                 except Exception as err:
                     problems.append(f"{hook_name} raised {_short_error(err)}")
-        for cls in reporters:
-            problems.extend(reporter_problems(cls))
-            name = getattr(cls, "name", "")
-            if name in self.registry.reporters or name in self.registry.unavailable_reporters:
-                problems.append(f"reporter {name!r} is already registered by another plugin")
+        for hook_name, classes in extras.items():
+            check, key, what = CLASS_HOOKS[hook_name]
+            for cls in classes:
+                problems.extend(check(cls))
+                name = getattr(cls, key, "")
+                if name in self.registry.extras[hook_name] or name in self.registry.unavailable_extras[hook_name]:
+                    problems.append(f"{what} {name!r} is already registered by another plugin")
         info.attempted = [str(getattr(cls, "name", "")) for _, cls in pending]
         for family, cls in pending:
             problems.extend(component_problems(cls, family))
@@ -441,16 +470,20 @@ class _Loader:
             return
         for hook_name, function in features:
             self.registry.feature_hooks.setdefault(hook_name, []).append((info, function))
-        for cls in reporters:
-            missing = [m for m in cls.requires if not module_available(m)]
-            if missing:
-                hint = cls.install or f"pip install {' '.join(missing)}"
-                info.unavailable[cls.name] = f"needs {', '.join(missing)} (not installed): {hint}"
-                self.registry.unavailable_reporters[cls.name] = info.unavailable[cls.name]
-            else:
-                self.registry.reporters[cls.name] = cls
-                info.components.append(cls.name)
-        if not pending and (features or reporters):
+        for hook_name, classes in extras.items():
+            _, key, _ = CLASS_HOOKS[hook_name]
+            for cls in classes:
+                name = getattr(cls, key)
+                missing = [m for m in cls.requires if not module_available(m)]
+                if missing:
+                    hint = cls.install or f"pip install {' '.join(missing)}"
+                    info.unavailable[name] = f"needs {', '.join(missing)} (not installed): {hint}"
+                    self.registry.unavailable_extras[hook_name][name] = info.unavailable[name]
+                else:
+                    self.registry.extras[hook_name][name] = cls
+                    if hook_name == "register_reporters":  # listed with the components; sections by themselves
+                        info.components.append(name)
+        if not pending and (features or any(extras.values())):
             return
         if not pending:
             info.status = "empty"

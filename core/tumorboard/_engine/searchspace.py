@@ -222,9 +222,6 @@ def check_search(spec, registry, catalogue, index: TomlLineIndex, base_dir: Path
         close = difflib.get_close_matches(metric, list(METRICS[task]), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         problem(("search", "metric"), f"not a {task} metric; {hint}choose from {', '.join(METRICS[task])}", metric)
-    if spec.treatment is not None:
-        problem(("search",), "[search] with [treatment] is not supported yet: the treatment-effect learners reuse "
-                "each fold's fitted pipeline; search without [treatment], then fix the chosen values in the spec")
 
     modality_names = [m.name for m in spec.modality]
     specs = {"model": ("model", spec.model), "fusion": ("fusion", spec.fusion),

@@ -26,7 +26,8 @@ from pydantic import (
 
 from .catalogue import load_catalogue
 from .components import Component
-from .errors import Problem, SpecError
+from .analyses import SectionChecker
+from .errors import ComponentError, Problem, SpecError
 from .estimators import use_registry
 from .metrics import DEFAULT_METRICS, METRICS
 from .plugins import PluginRegistry, load_plugins, module_available, resolve_local_plugin, split_command_line_plugins
@@ -137,50 +138,6 @@ class EvaluationSection(_Strict):
     )
 
 
-class EvidenceSection(_Strict):
-    """``[treatment.evidence]``: biomarker -> therapy rules matched against each patient's omics."""
-
-    rules: Path = Field(description="CSV/TSV/Parquet or TOML ([[rule]]) with gene, alteration, therapy, direction, "
-                                    "evidence_level, source.")
-    mutation: Path | None = Field(None, description="Mutation calls, patients x genes (1 = mutated).")
-    cnv: Path | None = Field(None, description="Gene-level copy number (log2 ratios), patients x genes.")
-    id: str = Field("patient_id", description="Id column of the omics matrices.")
-    therapy_names: dict[str, list[str]] = Field(
-        default_factory=dict, description='Drugs each arm stands for, e.g. { targeted = ["osimertinib"] }.')
-    amplification: float = Field(0.8, description="log2 ratio at or above which a gene counts as amplified.")
-    deletion: float = Field(-0.8, description="log2 ratio at or below which a gene counts as deleted.")
-
-
-class TreatmentSection(_Strict):
-    """``[treatment]``: estimate each patient's outcome under each candidate treatment."""
-
-    column: str = Field(description="Outcomes column holding each patient's treatment.")
-    candidates: list[str] = Field(min_length=2, description="Treatments to compare (values of that column).")
-    reference: str | None = Field(None, description="Reference arm for effects (default: the first candidate).")
-    learner: Literal["s", "t", "x", "dr"] = Field("dr", description="S-, T-, X- or doubly robust learner.")
-    effect_model: ComponentSpec = Field(default_factory=lambda: ComponentSpec(plugin="model.gbm"),
-                                        description="Regression model for X/DR learners' effects.")
-    propensity_model: ComponentSpec = Field(
-        # strongly penalised: an overfitted propensity model makes randomised data look confounded
-        default_factory=lambda: ComponentSpec(plugin="model.logistic", options={"C": 0.05}),
-        description="Classifier of treatment from covariates.")
-    trim: tuple[float, float] | None = Field(None, description="Leave out training patients whose propensity is outside [low, high].")
-    overlap_auroc: float = Field(0.7, gt=0.5, lt=1, description="Warn when treatment is this predictable (AUROC).")
-    min_arm_size: PositiveInt = Field(10, description="Training patients each arm needs in every fold.")
-    bags: int = Field(20, ge=0, description="Bootstrap refits for per-patient intervals.")
-    evidence: EvidenceSection | None = None
-
-    @model_validator(mode="after")
-    def _reference_is_a_candidate(self) -> TreatmentSection:
-        if self.reference is not None and self.reference not in self.candidates:
-            raise ValueError(f"treatment.reference {self.reference!r} is not among the candidates {self.candidates}")
-        if len(set(self.candidates)) != len(self.candidates):
-            raise ValueError("treatment.candidates holds a treatment twice")
-        if self.trim is not None and not 0 <= self.trim[0] < self.trim[1] <= 1:
-            raise ValueError(f"treatment.trim {list(self.trim)} must be [low, high] with 0 <= low < high <= 1")
-        return self
-
-
 class PluginsSection(_Strict):
     """``[plugins]``: local, uninstalled plugin files beside the spec, loaded by location."""
 
@@ -228,7 +185,6 @@ class RunSpec(_Strict):
     explainer: list[ComponentSpec] = Field(default_factory=list)
     plugins: PluginsSection = Field(default_factory=PluginsSection)
     execution: ExecutionSection = Field(default_factory=ExecutionSection)
-    treatment: TreatmentSection | None = None
     search: SearchSection | None = None
 
     @model_validator(mode="after")
@@ -271,6 +227,8 @@ class LoadedSpec:
     explainers: list[Component] = field(default_factory=list)
     search: SearchPlan | None = None
     """The checked ``[search]`` (None without one)."""
+    analyses: dict[str, tuple[type, BaseModel]] = field(default_factory=dict)
+    """Plugin-owned sections (``[treatment]``): section -> (the analysis class, its validated options)."""
 
     @property
     def output(self) -> Path:
@@ -337,8 +295,10 @@ def validate_spec(
     check_files: bool = True,
 ) -> LoadedSpec:
     index = TomlLineIndex(text)
+    # top-level tables the kernel does not know may belong to a plugin (an analysis): checked once plugins load
+    owned = {key: value for key, value in raw.items() if key not in RunSpec.model_fields}
     try:
-        spec = RunSpec.model_validate(raw)
+        spec = RunSpec.model_validate({key: value for key, value in raw.items() if key not in owned})
     except ValidationError as err:
         raise SpecError(label, _problems_from(err, (), index)) from err
 
@@ -418,10 +378,9 @@ def validate_spec(
     loaded.fusion = build("fusion", None, spec.fusion)
     loaded.model = build("model", None, spec.model)
     loaded.explainers = [build("explainer", i, e) for i, e in enumerate(spec.explainer)]  # type: ignore[misc]
-    if spec.treatment is not None:
-        _check_treatment(spec, registry, catalogue, index, problems, loaded, check_files)
     if spec.search is not None:
         loaded.search = check_search(spec, registry, catalogue, index, base_dir, check_files, problems)
+    _check_sections(owned, loaded, index, catalogue, check_files, problems)
     if problems:
         raise SpecError(label, problems)
     for component in [*loaded.modalities, loaded.fusion, loaded.model, *loaded.explainers]:
@@ -429,35 +388,75 @@ def validate_spec(
     return loaded
 
 
-def _check_treatment(spec: RunSpec, registry, catalogue, index, problems: list[Problem], loaded, check_files) -> None:
-    t = spec.treatment
-    if spec.run.task != "binary":
-        problems.append(Problem("treatment", f"treatment effects are estimated for a binary outcome; run.task is "
-                                f"{spec.run.task!r}", index.line_of(("treatment",))))
-    for field_name, needed in (("effect_model", "regression"), ("propensity_model", "binary")):
-        cspec = getattr(t, field_name)
-        loc = ("treatment", field_name, "plugin")
-        cls = registry.get("model", cspec.plugin, cspec.distribution)
+def _check_sections(owned: dict[str, Any], loaded: LoadedSpec, index: TomlLineIndex, catalogue, check_files: bool,
+                    problems: list[Problem]) -> None:
+    """Plugin-owned sections: each validated by the analysis that owns it (its Options, then its ``check``)."""
+    spec, registry = loaded.spec, loaded.registry
+    for section, value in owned.items():
+        loc = (section,)
+        cls = registry.analyses.get(section)
         if cls is None:
-            problems.append(Problem(format_path(loc), unknown_component_message(cspec.plugin, "model", registry, catalogue,
-                                                                                cspec.distribution),
-                                    index.line_of(loc), cspec.plugin, True))
+            known = [*RunSpec.model_fields, *registry.analyses]
+            close = difflib.get_close_matches(section, known, n=1)
+            hint = f"did you mean [{close[0]}]? " if close else ""
+            why = registry.unavailable_analyses.get(section)
+            if why:
+                message = f"[{section}] belongs to an installed plugin that cannot run here: it {why}"
+            else:
+                owner = next((e for e in catalogue if section in getattr(e, "sections", ())), None)
+                message = (f"unknown section [{section}]; {hint}the sections are {', '.join(known)}"
+                           + (f"; [{section}] is provided by {owner.distribution!r}, not installed: {owner.install}"
+                              if owner else ""))
+            problems.append(Problem(format_path(loc), message, index.line_of(loc)))
             continue
+        if not isinstance(value, dict):
+            problems.append(Problem(format_path(loc), f"[{section}] must be a table", index.line_of(loc)))
+            continue
+        if spec.run.task not in cls.tasks:
+            problems.append(Problem(format_path(loc), f"[{section}] supports task {', '.join(sorted(cls.tasks))}; "
+                                    f"run.task is {spec.run.task!r}", index.line_of(loc)))
         try:
-            component = cls(cls.Options.model_validate(cspec.options))
+            options = cls.Options.model_validate(value, context={"base_dir": loaded.base_dir})
         except ValidationError as err:
-            problems.extend(_problems_from(err, ("treatment", field_name, "options"), index))
+            problems.extend(_problems_from(err, loc, index))
             continue
-        if needed not in component.tasks:
-            problems.append(Problem(format_path(loc), f"{cls.name} cannot do {needed}; the {field_name} needs a "
-                                    f"{needed} model", index.line_of(loc), cspec.plugin, True))
-    if t.evidence is not None and check_files:
-        for name in ("rules", "mutation", "cnv"):
-            path = getattr(t.evidence, name)
-            if path is not None and not loaded.resolve(path).exists():
-                loc = ("treatment", "evidence", name)
-                problems.append(Problem(format_path(loc), f"file not found: {loaded.resolve(path)}", index.line_of(loc),
-                                        str(path), True))
+        if spec.search is not None:
+            problems.append(Problem("search", f"[search] with [{section}] is not supported yet: the analysis reuses "
+                                    f"each fold's fitted pipeline; search without [{section}], then fix the chosen "
+                                    "values in the spec", index.line_of(("search",))))
+
+        def check_model(cspec, at: tuple, needs: str | None, _loc=loc) -> str | None:
+            model_cls = registry.get("model", cspec.plugin, cspec.distribution)
+            if model_cls is None:
+                return unknown_component_message(cspec.plugin, "model", registry, catalogue, cspec.distribution)
+            try:
+                component = model_cls(model_cls.Options.model_validate(cspec.options))
+            except ValidationError as err:
+                problems.extend(_problems_from(err, _loc + at + ("options",), index))
+                return None
+            if needs is not None and needs not in component.tasks:
+                return f"{model_cls.name} cannot do {needs}; it needs a {needs} model"
+            return None
+
+        checker = SectionChecker(spec.run.task, check_model, loaded.resolve, check_files)
+        cls.check(options, checker)
+        for at, message in checker.problems:
+            where = loc + tuple(at)
+            line = index.line_of(where + ("plugin",)) or index.line_of(where)
+            problems.append(Problem(format_path(where + (("plugin",) if index.line_of(where + ("plugin",)) else ())),
+                                    message, line))
+        loaded.analyses[section] = (cls, options)
+
+
+def build_model(loaded: LoadedSpec, cspec: Any) -> Component:
+    """A model a plugin-owned section names (a ComponentSpec), from the spec's own registry, seeded with the run's
+    seed (an analysis's models; ensembles' members)."""
+    cls = loaded.registry.get("model", cspec.plugin, cspec.distribution)
+    if cls is None:
+        raise ComponentError(f"no model {cspec.plugin!r} is installed")
+    model = cls.from_options(cspec.options, base_dir=loaded.base_dir)
+    model.seed = loaded.spec.run.seed
+    return model
 
 
 def default_metrics(task: str) -> list[str]:
@@ -507,8 +506,9 @@ def spec_json_schema(registry: PluginRegistry) -> dict[str, Any]:
         explainer=(list[explainer], Field(default_factory=list)),  # type: ignore[valid-type]
         plugins=(PluginsSection | None, None),
         execution=(ExecutionSection | None, None),
-        treatment=(TreatmentSection | None, None),
         search=(SearchSection | None, None),
+        # plugin-owned sections (analyses), validated by their plugin's Options
+        **{section: (cls.Options | None, None) for section, cls in sorted(registry.analyses.items())},
     )
     schema = schema_model.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

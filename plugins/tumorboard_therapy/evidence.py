@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..errors import DataError
-from ..tables import read_table
+from tumorboard.api import DataError, read_table
 
 COLUMNS = ("gene", "alteration", "therapy", "direction", "evidence_level", "source")
 ALTERATIONS = ("mutation", "amplification", "deletion")

@@ -14,33 +14,52 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..components import Model
-from ..data import Cohort, FeatureBlock, Target
-from ..errors import DataError
-from ..estimators import component_class
-from ..evaluation import warn
-from ..metrics import auroc
-from ..tables import read_table, row_label
+from tumorboard.api import (
+    Analysis,
+    AnalysisContext,
+    DataError,
+    FeatureBlock,
+    SectionChecker,
+    Target,
+    read_table,
+    row_label,
+    score,
+)
+
 from .evidence import match, read_rules
 from .learners import LEARNERS, ArmData, check_arms
 from .uplift import best_arm, evaluate
 
-__all__ = ["TherapyAnalysis"]
+from .sections import TreatmentSection
+
+__all__ = ["TreatmentEffects"]
 
 
-def _model(spec, seed: int) -> Model:
-    cls = component_class("model", spec.plugin)
-    model = cls.from_options(spec.options)
-    model.seed = seed
-    return model
+class TreatmentEffects(Analysis):
+    """``[treatment]``: each patient's predicted outcome under each candidate treatment, on the run's folds.
 
+    Collects out-of-fold effect predictions fold by fold (meta-learner,
+    propensity and effect models fitted on each fold's training patients
+    only), then scores them, refits on everyone with bagged intervals and
+    matches biomarker evidence.
+    """
 
-class TherapyAnalysis:
-    """Collects out-of-fold effect predictions fold by fold, then scores, refits and explains them."""
+    section = "treatment"
+    Options = TreatmentSection
+    tasks = frozenset({"binary"})
 
-    def __init__(self, section, outcomes_path: Path, id_column: str, cohort: Cohort, outcome_model: Model,
-                 seed: int, notes: list[str], base_dir: Path):
-        self.s, self.seed, self.notes, self.base_dir = section, seed, notes, base_dir
+    @classmethod
+    def check(cls, options: TreatmentSection, checker: SectionChecker) -> None:
+        checker.model(options.effect_model, ("effect_model",), "regression")
+        checker.model(options.propensity_model, ("propensity_model",), "binary")
+        if options.evidence is not None:
+            for name in ("rules", "mutation", "cnv"):
+                checker.file(getattr(options.evidence, name), ("evidence", name))
+
+    def __init__(self, options: TreatmentSection, context: AnalysisContext):
+        super().__init__(options, context)
+        section, cohort, outcomes_path, id_column = options, context.cohort, context.outcomes, context.id_column
+        self.s, self.seed, self.base_dir = section, context.seed, context.base_dir
         if cohort.target.kind != "binary":
             raise DataError(f"[treatment] estimates effects on a binary outcome; this run's task is {cohort.target.kind!r}")
         frame = read_table(outcomes_path, id_column)
@@ -62,10 +81,10 @@ class TherapyAnalysis:
         self.arm = np.array([code.get(v, -1) for v in column.to_list()])
         others = int((self.arm < 0).sum())
         if others:
-            warn(f"{others} patient(s) received a treatment outside treatment.candidates and are left out of the "
-                 "therapy analysis", notes)
+            self.context.warn(f"{others} patient(s) received a treatment outside treatment.candidates and are left out of the "
+                 "therapy analysis")
         self.cohort = cohort
-        self.outcome_model = outcome_model
+        self.outcome_model = context.model
         n, k = len(cohort), len(self.arms)
         self.predicted = np.full((n, k), np.nan)
         self.effect = np.full((n, k), np.nan)
@@ -74,7 +93,7 @@ class TherapyAnalysis:
     def _learner(self, propensity):
         cls = LEARNERS[self.s.learner]
         args = (self.cohort.target.kind, self.arms, 0, self.outcome_model.clone,
-                lambda: _model(self.s.effect_model, self.seed), propensity)
+                lambda: self.context.build_model(self.s.effect_model), propensity)
         if self.s.learner == "dr":
             return cls(*args, seed=self.seed)
         return cls(*args)
@@ -84,7 +103,7 @@ class TherapyAnalysis:
         check_arms(arm, self.arms, self.s.min_arm_size, where)
         target = (Target("binary", arm, None, tuple(self.arms[:2])) if len(self.arms) == 2
                   else Target("multiclass", arm, None, tuple(self.arms)))
-        prop_model = _model(self.s.propensity_model, self.seed).fit(X, target)
+        prop_model = self.context.build_model(self.s.propensity_model).fit(X, target)
 
         def propensity(block: FeatureBlock) -> np.ndarray:
             p = np.asarray(prop_model.predict(block), dtype=np.float64)
@@ -95,8 +114,8 @@ class TherapyAnalysis:
             e = propensity(X)[np.arange(len(arm)), arm]
             keep = np.flatnonzero((e >= self.s.trim[0]) & (e <= self.s.trim[1]))
             if len(keep) < len(arm):
-                warn(f"{where}: trimming left out {len(arm) - len(keep)} training patient(s) with propensity outside "
-                     f"{list(self.s.trim)}", self.notes)
+                self.context.warn(f"{where}: trimming left out {len(arm) - len(keep)} training patient(s) with propensity outside "
+                     f"{list(self.s.trim)}")
             check_arms(arm[keep], self.arms, self.s.min_arm_size, where)
         learner = self._learner(propensity).fit(ArmData(X.take(keep), arm[keep], y.take(keep)))
         return learner, propensity
@@ -113,21 +132,19 @@ class TherapyAnalysis:
         self.predicted[test], self.effect[test] = learner.predict_both(X_test)
         self.propensity[test] = propensity(X_test)
 
-    def finish(self, features, stage: Path, evaluation, ids: list[str]) -> dict[str, Any]:
+    def finish(self, features, folder: Path, ids: list[str]) -> dict[str, Any]:
         """Score the out-of-fold effects, refit on everyone with bagged intervals, match evidence, write files."""
-        folder = stage / "therapy"
-        folder.mkdir()
         scored = np.flatnonzero(np.isfinite(self.predicted).all(axis=1))
         y = self.cohort.target.values.astype(float)
         # scored by the effects (reference column 0): the policy and the rankings follow them
         result = evaluate(y[scored], self.arm[scored], self.effect[scored], self.propensity[scored], self.arms, 0,
-                          bootstrap=evaluation.bootstrap, confidence=evaluation.confidence, seed=self.seed)
+                          bootstrap=self.context.bootstrap, confidence=self.context.confidence, seed=self.seed)
         result["learner"] = self.s.learner
         result["overlap"] = self._overlap(scored)
         self._write_effects(folder, scored)
         everyone = np.flatnonzero(self.arm >= 0)
         X = features(ids).take(everyone)  # the refit pipeline's own block, reused
-        result["refit"] = self._refit(folder, X, everyone, evaluation.confidence)
+        result["refit"] = self._refit(folder, X, everyone, self.context.confidence)
         if self.s.evidence is not None:
             result["evidence"] = self._evidence(folder, ids)
         return result
@@ -139,14 +156,14 @@ class TherapyAnalysis:
         out: dict[str, Any] = {"share_extreme_propensity": round(extreme, 4),
                                "min": round(float(e.min()), 4), "max": round(float(e.max()), 4)}
         if len(self.arms) == 2:
-            out["propensity_auroc"] = round(auroc((arm == 1).astype(int), e[:, 1]), 4)
+            out["propensity_auroc"] = round(score("binary", "auroc", Target("binary", (arm == 1).astype(int), None, ("0", "1")), e[:, 1]), 4)
         predictable = out.get("propensity_auroc", 0.5) > self.s.overlap_auroc or extreme > 0.10
         out["warning"] = bool(predictable)
         if predictable:
-            warn(f"treatment assignment is predictable from the covariates (out-of-fold propensity AUROC "
+            self.context.warn(f"treatment assignment is predictable from the covariates (out-of-fold propensity AUROC "
                  f"{out.get('propensity_auroc', float('nan')):.3f}, {extreme:.1%} of patients with propensity outside "
                  f"[0.05, 0.95], range {out['min']}-{out['max']}): the data look non-randomised; effects rest on "
-                 "the propensity model — prefer learner = \"dr\" and consider treatment.trim", self.notes)
+                 "the propensity model — prefer learner = \"dr\" and consider treatment.trim")
         return out
 
     def _write_effects(self, folder: Path, scored: np.ndarray) -> None:
@@ -209,7 +226,7 @@ class TherapyAnalysis:
 
     def _evidence(self, folder: Path, ids: list[str]) -> dict[str, Any]:
         ev = self.s.evidence
-        resolve = lambda p: p if p is None or p.is_absolute() else (self.base_dir / p).resolve()  # noqa: E731
+        resolve = self.context.resolve
         rules = read_rules(resolve(ev.rules))
         mutation = read_table(resolve(ev.mutation), ev.id) if ev.mutation else None
         cnv = read_table(resolve(ev.cnv), ev.id) if ev.cnv else None
@@ -217,8 +234,8 @@ class TherapyAnalysis:
         arms.update({a.lower(): a for a in self.arms})
         matches, unknown = match(rules, ids, mutation, cnv, ev.id, arms, ev.amplification, ev.deletion)
         if unknown:
-            warn(f"evidence rules name gene(s) found in no omics matrix, so they never match: {', '.join(unknown)}",
-                 self.notes)
+            self.context.warn(f"evidence rules name gene(s) found in no omics matrix, so they never match: "
+                              f"{', '.join(unknown)}")
         matches.write_parquet(folder / "evidence.parquet")
         return {"rules": rules.height, "matches": matches.height, "patients_with_matches": matches["patient_id"].n_unique(),
                 "unknown_genes": unknown}

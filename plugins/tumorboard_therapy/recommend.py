@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..errors import RunError
+from tumorboard.api import RunFiles, TumorboardError
 
 
 @dataclass
@@ -23,16 +23,14 @@ class Recommendation:
 
 
 def recommendation(run_dir: Path, patient: str) -> Recommendation:
-    from ..rundir import verify_run
-
-    verify_run(Path(run_dir))
-    folder = Path(run_dir) / "therapy"
+    RunFiles(Path(run_dir))  # a finished run whose files match its manifest
+    folder = Path(run_dir) / "treatment"
     if not (folder / "recommendations.parquet").is_file():
-        raise RunError(f"{run_dir}: no therapy results; add a [treatment] section to the spec and run it again")
+        raise TumorboardError(f"{run_dir}: no therapy results; add a [treatment] section to the spec and run it again")
     table = pl.read_parquet(folder / "recommendations.parquet")
     row = table.filter(pl.col("patient_id") == patient)
     if row.height == 0:
-        raise RunError(f"{run_dir}: no patient {patient!r} among the {table.height} patients of this run")
+        raise TumorboardError(f"{run_dir}: no patient {patient!r} among the {table.height} patients of this run")
     r = row.row(0, named=True)
     arms = [c[len("outcome_"):] for c in table.columns if c.startswith("outcome_") and not c.endswith(("_low", "_high"))]
     reference = arms[0]

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..components import Model
-from ..data import FeatureBlock, Target
-from ..errors import DataError
+from tumorboard.api import DataError, FeatureBlock, Model, Target
 
 ModelFactory = Callable[[], Model]
 
