@@ -133,6 +133,55 @@ def test_ensemble_with_an_unknown_member_is_a_spec_error(quickstart):
         load_spec(quickstart)
 
 
+LOCAL_MEMBER = """
+import numpy as np
+from tumorboard.api import Model, hookimpl
+
+
+class Prevalence(Model):
+    \"\"\"Predicts the training prevalence for everyone (a local plugin file's model).\"\"\"
+
+    name = "model.local_prevalence"
+    tasks = frozenset({"binary"})
+
+    def fit(self, X, y):
+        self.rate_ = float(np.mean(y.values))
+        return self
+
+    def predict(self, X):
+        return np.full(len(X.ids), self.rate_)
+
+
+@hookimpl
+def register_models(register):
+    register(Prevalence)
+"""
+
+
+def test_ensemble_members_come_from_the_specs_own_registry_and_never_leak(tmp_path):
+    """A member from a spec's local plugin file is found through that spec's registry (passed explicitly in
+    the options' validation context); a later spec without that file cannot see it (no global registry)."""
+    from tumorboard._engine.errors import SpecError
+    from tumorboard._engine.spec import load_spec
+
+    ensemble = ('plugin = "model.ensemble"\noptions = { models = [{ plugin = "model.logistic" }, '
+                '{ plugin = "model.local_prevalence" }] }')
+    with_plugin = write_quickstart(tmp_path / "a", patients=120)
+    (with_plugin.parent / "members.py").write_text(LOCAL_MEMBER, encoding="utf-8")
+    text = with_plugin.read_text(encoding="utf-8").replace('plugin = "model.logistic"', ensemble)
+    with_plugin.write_text('[plugins]\nmodules = ["members"]\n' + text, encoding="utf-8")
+    loaded = load_spec(with_plugin)
+    assert [m.cls.name for m in loaded.model.options.models] == ["model.logistic", "model.local_prevalence"]
+    # in worker processes too: the member's class travels with the ensemble's options
+    assert run(fast(with_plugin, bootstrap=20), workers=2).metrics["overall"]["auroc"]["value"] > 0.6
+
+    without = write_quickstart(tmp_path / "b", patients=120)
+    without.write_text(without.read_text(encoding="utf-8").replace('plugin = "model.logistic"', ensemble),
+                       encoding="utf-8")
+    with pytest.raises(SpecError, match="no model component 'model.local_prevalence'"):
+        load_spec(without)
+
+
 def test_gbm_handles_regression_and_multiclass(quickstart):
     cohort = quickstart.parent / "cohort.csv"
     labs = pl.read_csv(quickstart.parent / "labs.csv")

@@ -15,7 +15,8 @@ from ._engine.components import (
     Options,
 )
 from ._engine.data import TASKS, Attribution, Cohort, FeatureBlock, Target, Task
-from ._engine.estimators import component_class, dump_estimator, load_estimator
+from ._engine.components import component_class
+from ._engine.estimators import dump_estimator, load_estimator
 from ._engine.execution import parallel_map
 from ._engine.errors import ComponentError, DataError, TumorboardError, TumorboardWarning
 from ._engine.hookspecs import PLUGIN_API_VERSION, hookimpl

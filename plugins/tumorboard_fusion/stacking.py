@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
 from tumorboard.api import component_class, ComponentError, FeatureBlock, Fusion, Model, Options, Target
 
@@ -21,6 +21,18 @@ class BaseModelSpec(Options):
     """The per-modality model: a model plugin and its options."""
     plugin: str
     options: dict[str, Any] = Field(default_factory=dict)
+    _cls: type[Model] | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo) -> BaseModelSpec:
+        # from the registry of the spec being built (its context), never a global one
+        self._cls = component_class("model", self.plugin, info)
+        self._cls.Options.model_validate(self.options, context=info.context)
+        return self
+
+    @property
+    def cls(self) -> type[Model]:
+        return self._cls or component_class("model", self.plugin)
 
 
 class StackingFusion(Fusion):
@@ -42,18 +54,27 @@ class StackingFusion(Fusion):
         base: BaseModelSpec | None = Field(
             None, description="Model per modality (default: model.logistic; model.gbm for regression; model.coxnet for survival).")
         inner_folds: int = Field(5, ge=2, description="Inner folds of the training patients for the cross-fitted predictions.")
+        _defaults: dict[str, type[Model]] = PrivateAttr(default_factory=dict)
 
         @model_validator(mode="after")
-        def _base_exists(self):
-            if self.base is not None:
-                component_class("model", self.base.plugin).Options.model_validate(self.base.options)
+        def _default_bases(self, info: ValidationInfo):
+            # the default base model per task, from the spec's registry (one that is not installed here
+            # fails only when a run of its task needs it)
+            if self.base is None:
+                for task, plugin in DEFAULT_BASE.items():
+                    try:
+                        self._defaults[task] = component_class("model", plugin, info)
+                    except ComponentError:
+                        pass
             return self
 
     def _base(self, task: str, k: int) -> Model:
-        spec = self.options.base or BaseModelSpec(plugin=DEFAULT_BASE[task])
-        model = component_class("model", spec.plugin).from_options(spec.options)
+        spec = self.options.base
+        cls = spec.cls if spec is not None else self.options._defaults.get(task) or component_class(
+            "model", DEFAULT_BASE[task])
+        model = cls(cls.Options.model_validate(spec.options if spec is not None else {}))
         if task not in model.tasks:
-            raise ComponentError(f"{self.name}: base model {spec.plugin} does not support task {task!r}")
+            raise ComponentError(f"{self.name}: base model {cls.name} does not support task {task!r}")
         model.seed = self.seed + k
         return model
 

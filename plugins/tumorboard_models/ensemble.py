@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal, Self
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 from scipy.special import expit, logit, softmax
 
 from tumorboard.api import component_class, ComponentError, FeatureBlock, Model, Options, Target
@@ -15,6 +15,18 @@ class Member(Options):
     """One model of the ensemble: a plugin name and its options."""
     plugin: str
     options: dict[str, Any] = Field(default_factory=dict)
+    _cls: type[Model] | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo) -> Member:
+        # from the registry of the spec being built (its context), never a global one
+        self._cls = component_class("model", self.plugin, info)  # raises with the installed list
+        self._cls.Options.model_validate(self.options, context=info.context)
+        return self
+
+    @property
+    def cls(self) -> type[Model]:
+        return self._cls or component_class("model", self.plugin)
 
 
 class EnsembleModel(Model):
@@ -37,10 +49,8 @@ class EnsembleModel(Model):
         @model_validator(mode="after")
         def _members_exist(self):
             for i, member in enumerate(self.models):
-                cls = component_class("model", member.plugin)  # raises with the installed list
-                if cls is EnsembleModel:
+                if member.cls is EnsembleModel:
                     raise ValueError(f"models[{i}]: an ensemble cannot contain another ensemble")
-                cls.Options.model_validate(member.options)
             if self.weights is not None and len(self.weights) != len(self.models):
                 raise ValueError(f"{len(self.weights)} weights for {len(self.models)} models")
             return self
@@ -48,7 +58,7 @@ class EnsembleModel(Model):
     def _members(self) -> list[Model]:
         out = []
         for i, member in enumerate(self.options.models):
-            model = component_class("model", member.plugin).from_options(member.options)
+            model = member.cls(member.cls.Options.model_validate(member.options))
             model.seed = self.seed + i
             out.append(model)
         return out
@@ -58,13 +68,13 @@ class EnsembleModel(Model):
         """The tasks every member supports."""
         common = frozenset({"binary", "multiclass", "regression", "survival"})
         for member in self.options.models:
-            common &= component_class("model", member.plugin).tasks
+            common &= member.cls.tasks
         return common
 
     @property
     def provides_survival_curves(self) -> bool:  # type: ignore[override]
         return self.options.method == "vote" and all(
-            component_class("model", m.plugin).provides_survival_curves for m in self.options.models)
+            m.cls.provides_survival_curves for m in self.options.models)
 
     def fit(self, X: FeatureBlock, y: Target) -> Self:
         if len(X.ids) != len(y):

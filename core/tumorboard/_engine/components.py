@@ -107,16 +107,22 @@ class Component(ABC):
         self.seed = 0
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], base_dir: Path | None = None, data_root: Path | None = None) -> Self:
+    def from_options(cls, options: dict[str, Any], base_dir: Path | None = None, data_root: Path | None = None,
+                     registry: Any = None) -> Self:
         """Validate raw options (from a spec) and build the component.
 
         ``data_root`` confines every input path to one folder (``predict --data``).
+        ``registry`` is the plugin registry of the spec being built: options that
+        name other components (an ensemble's members) resolve them there
+        (``tumorboard.api.component_class(family, name, info)``).
         """
         context: dict[str, Any] = {}
         if base_dir is not None:
             context["base_dir"] = base_dir
         if data_root is not None:
             context["data_root"] = data_root
+        if registry is not None:
+            context["registry"] = registry
         return cls(cls.Options.model_validate(options, context=context or None))
 
     def clone(self) -> Self:
@@ -307,3 +313,26 @@ def _paths_in(value: Any) -> list[Path]:
 def paths_in_options(component: Component) -> list[Path]:
     """Every path a component's options name; used for provenance hashes."""
     return _paths_in(component.options)
+
+
+def component_class(family: str, name: str, info: Any = None) -> type[Component]:
+    """The component class of ``family`` called ``name``, for components built from other components
+    (an ensemble's members, stacking's base model).
+
+    Pass the ``ValidationInfo`` of the options validator that names it: the
+    registry of the spec being built travels in its context, so a spec's own
+    local plugins are found and nothing leaks between runs. Outside a spec
+    (a component built in Python), the installed plugins answer.
+    """
+    from .errors import ComponentError
+
+    context = getattr(info, "context", None) or {}
+    registry = context.get("registry")
+    if registry is None:
+        from .plugins import load_plugins
+
+        registry = load_plugins()
+    cls = registry.get(family, name)
+    if cls is None:
+        raise ComponentError(f"no {family} component {name!r}; installed: {', '.join(registry.names(family))}")
+    return cls

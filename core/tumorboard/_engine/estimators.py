@@ -60,24 +60,3 @@ def load_estimator(blob: np.ndarray, owner: str = "estimator") -> Any:
     return sio.loads(data, trusted=sorted(types))
 
 
-_ACTIVE_REGISTRY = None
-
-
-def use_registry(registry) -> None:
-    """Make ``registry`` the one ``component_class`` answers from (set while a spec loads)."""
-    global _ACTIVE_REGISTRY
-    _ACTIVE_REGISTRY = registry
-
-
-def component_class(family: str, name: str) -> type:
-    """The installed component class of ``family`` called ``name`` (for ensembles of components)."""
-    global _ACTIVE_REGISTRY
-    if _ACTIVE_REGISTRY is None:
-        from .plugins import load_plugins
-
-        _ACTIVE_REGISTRY = load_plugins()
-    cls = _ACTIVE_REGISTRY.get(family, name)
-    if cls is None:
-        known = ", ".join(_ACTIVE_REGISTRY.names(family))
-        raise ComponentError(f"no {family} component {name!r}; installed: {known}")
-    return cls

@@ -207,7 +207,7 @@ class Pipeline:
             if family == "modality" and modality_options and entry["name"] in modality_options:
                 options = modality_options[entry["name"]]
             try:
-                component = component_cls.from_options(options, base_dir=base_dir, data_root=data_root)
+                component = component_cls.from_options(options, base_dir=base_dir, data_root=data_root, registry=registry)
             except ValidationError as err:
                 raise DataError(f"{family} {entry['name']!r} ({entry['plugin']}): {options_message(err)}") from None
             component.seed = entry["seed"]

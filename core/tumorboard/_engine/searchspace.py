@@ -268,7 +268,7 @@ def check_search(spec, registry, catalogue, index: TomlLineIndex, base_dir: Path
             else:  # what the spec says that this candidate also declares: its input path, id column, ...
                 options = {k: copy.deepcopy(v) for k, v in cspec.options.items() if k in fields}
             slot.candidates[plugin] = options
-            component = build_component(cls, options, base_dir, check_files)
+            component = build_component(cls, options, base_dir, check_files, registry)
             if isinstance(component, ValidationError):
                 fix = (f'; give its options in [search.candidates."{slot_key}"."{plugin}"]' if plugin not in given
                        else "")
@@ -312,7 +312,7 @@ def check_search(spec, registry, catalogue, index: TomlLineIndex, base_dir: Path
             cls = registry.get(slot.family, plugin, slot.pins.get(plugin))
             for value in dist.probe_values():
                 options = {**slot.candidates[plugin], field_name: value}
-                result = build_component(cls, options, base_dir, check_files)
+                result = build_component(cls, options, base_dir, check_files, registry)
                 if isinstance(result, ValidationError):
                     problem(loc, f"{plugin} refuses {field_name} = {value!r}: {options_message(result)}")
                     break

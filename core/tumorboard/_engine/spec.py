@@ -28,7 +28,6 @@ from .catalogue import load_catalogue
 from .components import Component
 from .analyses import SectionChecker
 from .errors import ComponentError, Problem, SpecError
-from .estimators import use_registry
 from .metrics import DEFAULT_METRICS, METRICS
 from .plugins import PluginRegistry, load_plugins, module_available, resolve_local_plugin, split_command_line_plugins
 from .searchspace import SearchPlan, SearchSection, check_search
@@ -318,7 +317,6 @@ def validate_spec(
                 files.append(found)
         cli_modules, cli_files = split_command_line_plugins(extra_modules)
         registry = load_plugins(cli_modules, [*files, *cli_files])
-    use_registry(registry)  # components that build other components (ensembles) look here
     catalogue = load_catalogue()
     loaded = LoadedSpec(spec, path, text, base_dir, registry)
 
@@ -359,7 +357,7 @@ def validate_spec(
             message = unknown_component_message(cspec.plugin, family, registry, catalogue, cspec.distribution)
             problems.append(Problem(format_path(loc + ("plugin",)), message, index.line_of(loc + ("plugin",)), cspec.plugin, True))
             return None
-        component = build_component(cls, cspec.options, base_dir, check_files)
+        component = build_component(cls, cspec.options, base_dir, check_files, registry)
         if component is None:
             return None
         if isinstance(component, ValidationError):
@@ -430,7 +428,7 @@ def _check_sections(owned: dict[str, Any], loaded: LoadedSpec, index: TomlLineIn
             if model_cls is None:
                 return unknown_component_message(cspec.plugin, "model", registry, catalogue, cspec.distribution)
             try:
-                component = model_cls(model_cls.Options.model_validate(cspec.options))
+                component = model_cls(model_cls.Options.model_validate(cspec.options, context={"registry": registry}))
             except ValidationError as err:
                 problems.extend(_problems_from(err, _loc + at + ("options",), index))
                 return None
@@ -454,7 +452,7 @@ def build_model(loaded: LoadedSpec, cspec: Any) -> Component:
     cls = loaded.registry.get("model", cspec.plugin, cspec.distribution)
     if cls is None:
         raise ComponentError(f"no model {cspec.plugin!r} is installed")
-    model = cls.from_options(cspec.options, base_dir=loaded.base_dir)
+    model = cls.from_options(cspec.options, base_dir=loaded.base_dir, registry=loaded.registry)
     model.seed = loaded.spec.run.seed
     return model
 

@@ -68,11 +68,13 @@ def unknown_component_message(
     return "\n".join(lines)
 
 
-def build_component(cls, options: dict, base_dir, check_files: bool = True):
+def build_component(cls, options: dict, base_dir, check_files: bool = True, registry=None):
     """``cls`` built from a spec's raw ``options`` (paths against ``base_dir``): the component, the
     ValidationError its Options raise, or None when only missing files failed and ``check_files`` is off
     (schema checks of examples)."""
-    context = {"base_dir": base_dir} if check_files else {"base_dir": base_dir, "skip_files": True}
+    context = {"base_dir": base_dir, "registry": registry}
+    if not check_files:
+        context["skip_files"] = True
     try:
         return cls(cls.Options.model_validate(options, context=context))
     except ValidationError as err:
