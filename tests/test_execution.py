@@ -117,7 +117,7 @@ def test_logs_get_one_line_per_stage_and_provenance_keeps_the_timings(tmp_path):
     names = [line.removeprefix("[tumorboard] ").rsplit(":", 1)[0] for line in lines]
     assert names[:5] == [f"cross-validation, repeat 1 fold {k}" for k in range(1, 6)]
     assert "metrics with bootstrap confidence intervals" in names
-    assert "refit on all 120 patients" in names and "writing the cohort report" in names
+    assert "refit on all 120 patients" in names and "writing the reports" in names
     assert all(line.endswith(" s") for line in lines)
     run_dir = spec.parent / "runs" / "quickstart"
     stages = json.loads((run_dir / "provenance.json").read_text())["stages_seconds"]

@@ -285,6 +285,42 @@ def load_run_cohort(loaded: LoadedSpec) -> Cohort:
     return cohort
 
 
+@dataclass
+class _Run:
+    """One run's state as its named stages fill it in (``run`` calls them in order)."""
+
+    loaded: LoadedSpec
+    progress: Progress
+    executor: Executor
+    stages: Stages
+    started: dt.datetime
+    notes: list[str]
+    cohort: Cohort
+    pipeline: Pipeline
+    folds: list[Fold]
+    metric_names: list[str]
+    context: Any
+    analyses: dict[str, Analysis]
+    subsets: dict[str, tuple[str, ...]]
+    stage: Path = Path()
+    searched: SearchResult | None = None
+    fold_preds: dict = field(default_factory=dict)
+    ablation_preds: dict = field(default_factory=dict)
+    frames: list[pl.DataFrame] = field(default_factory=list)
+    scored: Scored | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    final: Pipeline | None = None
+
+    @property
+    def rs(self):
+        return self.loaded.spec
+
+    @property
+    def n_classes(self) -> int:
+        y = self.cohort.target
+        return y.n_classes if y.kind == "multiclass" else 0
+
+
 def run(
     spec: LoadedSpec | Path | str,
     *,
@@ -300,160 +336,205 @@ def run(
     patients only; the test patients of a fold are only ever transformed and
     predicted. Nothing is written at the output path unless the run completes.
     ``backend`` and ``workers`` override the spec's ``[execution]`` section.
+    The work is a sequence of named stages (below), each timed in provenance.json.
     """
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(Path(spec), list(extra_modules))
     progress = progress or NoProgress()
-    rs = loaded.spec
     output = loaded.output
     protected = [p for p in [loaded.path, *_input_paths(loaded)] if p is not None]
     check_output_free(output, overwrite, "run", protected)
-    started = dt.datetime.now(dt.UTC)
-    notes: list[str] = []
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TumorboardWarning)
-        cohort = load_run_cohort(loaded)
-        calibration = (Calibration(rs.model.calibration, rs.model.calibration_folds)  # type: ignore[arg-type]
-                       if rs.model.calibration != "none" else None)
-        pipeline = Pipeline(list(zip([m.name for m in rs.modality], loaded.modalities, strict=True)), loaded.fusion,
-                            loaded.model, calibration=calibration)  # type: ignore[arg-type]
-        check_modality_coverage(cohort, pipeline.modalities, notes)
-        split_source = str(rs.evaluation.split_file or f"{rs.cohort.outcomes}:{rs.evaluation.split_column}")
-        folds = make_folds(cohort, rs.evaluation, rs.run.seed, cohort.split, split_source)
-        metric_names = rs.evaluation.metrics or default_metrics(rs.run.task)
-        y = cohort.target
-        n_classes = y.n_classes if y.kind == "multiclass" else 0
-        context = survival_context(y, rs.evaluation.horizons) if y.kind == "survival" else None
-        if "ibs" in metric_names and not loaded.model.provides_survival_curves:  # type: ignore[union-attr]
-            warn(f"{loaded.model.name} gives no survival curves; the integrated Brier score is reported as n/a", notes)
-
-        # plugin-owned sections ([treatment]): analyses on the same folds
-        analyses = {section: cls(options, AnalysisContext(
-            cohort, loaded.resolve(rs.cohort.outcomes), rs.cohort.id, loaded.model, rs.run.seed,  # type: ignore[arg-type]
-            loaded.base_dir, rs.evaluation.confidence, rs.evaluation.bootstrap,
-            functools.partial(build_model, loaded), notes)) for section, (cls, options) in loaded.analyses.items()}
-
-        subsets: dict[str, tuple[str, ...]] = {}
-        if rs.evaluation.ablation:
-            if len(pipeline.modalities) < 2:
-                warn("evaluation.ablation needs at least two modalities; there is nothing to ablate", notes)
-            else:
-                subsets = ablation_subsets([n for n, _ in pipeline.modalities])
-
-        executor = make_executor(rs.execution, backend=backend, workers=workers)
-        stages = Stages(progress)
-        with staged_directory(output, overwrite, "run", protected) as staged, using(executor):
-            stage = staged.path
-            searched = None
-            trials = (loaded.search.trials or 0) * (len(folds) + 1) if loaded.search is not None else 0
-            progress.begin(len(folds) + 2 + trials, "cross-validation")
-            if loaded.search is not None:
-                with stages(f"search: {loaded.search.trials or 'timed'} trials for each of {len(folds)} outer folds "
-                            "and the refit"):
-                    searched = run_search(loaded.search, loaded, cohort, folds, executor, progress, notes)
-                    (stage / "search").mkdir()
-                    searched.trials.write_parquet(stage / "search" / "trials.parquet")
-            fold_preds, frames, ablation_preds = _cross_validate(
-                pipeline, cohort, folds, n_classes, context, subsets, analyses, executor, stages,
-                searched.pipelines if searched is not None else {})
-
-            with stages("metrics with bootstrap confidence intervals"):
-                scored = collect(folds, fold_preds, "test")
-                metrics = compute_metrics(cohort, scored, metric_names, rs.evaluation, rs.run.seed, notes,  # type: ignore[arg-type]
-                                          context=context)
-                metrics["curves"] = curves(cohort, scored, rs.evaluation, notes,  # type: ignore[arg-type]
-                                           calibration_advice(rs.run.task, rs.model))
-                if context is not None:
-                    metrics["horizons"] = list(context.horizons)
-                if searched is not None:
-                    metrics["search"] = searched.summary
-                metrics["task"] = rs.run.task
-                metrics["strategy"] = rs.evaluation.strategy
-                metrics["folds"] = len(folds)
-                if len(folds) > 1:
-                    metrics["per_fold"] = per_fold_metrics(cohort, folds, fold_preds, metric_names, context)  # type: ignore[arg-type]
-                    metrics["pooled_differs"] = check_pooled_against_folds(
-                        rs.run.task, metrics["overall"], metrics["per_fold"], notes)
-                if rs.evaluation.strategy == "site":
-                    metrics["sites"] = {}
-                    for fold in folds:
-                        sub = Scored(fold.test, [fold_preds[(fold.repeat, fold.fold, "test")]])
-                        metrics["sites"][fold.label] = compute_metrics(
-                            cohort, sub, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
-                for set_name in sorted({s for f in folds for s in f.extra}):
-                    extra = collect(folds, fold_preds, set_name)
-                    if extra is not None:
-                        metrics.setdefault("sets", {})[set_name] = compute_metrics(
-                            cohort, extra, metric_names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
-            if subsets:
-                with stages("ablation: metrics and paired bootstrap gains"):
-                    parts = {label: (names, collect(folds, ablation_preds[label], "test")) for label, names in subsets.items()}
-                    metrics["ablation"] = ablation_metrics(cohort, scored, parts, metric_names, rs.evaluation,  # type: ignore[arg-type]
-                                                           rs.run.seed, context)
+        r = _prepare(loaded, progress, make_executor(loaded.spec.execution, backend=backend, workers=workers))
+        with staged_directory(output, overwrite, "run", protected) as staged, using(r.executor):
+            r.stage = staged.path
+            trials = (loaded.search.trials or 0) * (len(r.folds) + 1) if loaded.search is not None else 0
+            progress.begin(len(r.folds) + 2 + trials, "cross-validation")
+            _search(r)
+            _cross_validation(r)
+            _metrics(r)
+            _ablation(r)
             progress.advance()
-
-            with stages(f"refit on all {len(cohort)} patients"):
-                pipeline.on_stage = lambda stage: progress.update(f"refit on all {len(cohort)} patients: {stage}")
-                chosen = searched.selected[REFIT].configuration if searched is not None else {}
-                refit = searched.pipelines[REFIT] if searched is not None else pipeline
-                refit.on_stage = pipeline.on_stage
-                with _failure_names(f"refit on all {len(cohort)} patients"):
-                    final = refit.clone().fit(list(cohort.ids), y)
-                final.save(stage / "pipeline", _raw_options(loaded, chosen), {"task": y.kind, "classes": list(y.classes)},
-                           _pinned_distributions(loaded, chosen))
-                _write_presence(stage / "presence.parquet", final, list(cohort.ids))
-            for section, analysis in analyses.items():
-                with stages(f"[{section}]: scoring and refit"):
-                    (stage / section).mkdir()
-                    metrics[section] = analysis.finish(final.features, stage / section, list(cohort.ids))
-            if loaded.explainers:
-                X = final.features(list(cohort.ids))
-                write_json(stage / FEATURE_LABELS, _feature_labels(final, list(cohort.ids)))
-                (stage / "attributions").mkdir()
-                for explainer in loaded.explainers:
-                    with stages(f"explaining with {explainer.name}"):
-                        extra = {"modalities": dict(final.modalities)} if _wants_modalities(explainer) else {}
-                        attribution = explainer.explain(final.model, X, X.feature_names, y, **extra)  # type: ignore[union-attr]
-                        _write_attribution(stage / "attributions", explainer.name, attribution, X)
+            _refit(r)
+            _analyses(r)
+            _explain(r)
             progress.advance()
-
-            write_card_key(stage)
-            predictions = pl.concat(frames, how="vertical")
-            predictions.write_parquet(stage / "predictions.parquet")
-            (stage / "spec.toml").write_text(loaded.text, encoding="utf-8")
-            write_json(stage / "resolved.json", resolved_spec(loaded, metric_names, searched))
-            for w in caught:
-                text = str(w.message)
-                # libraries' deprecation notices are about their code, not this run's data: not the user's to fix
-                if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
-                    continue
-                if text not in notes:
-                    notes.append(text)
-            metrics["warnings"] = notes
-            # the computation is saved before anything is drawn: a report failure never discards it
-            write_json(stage / "metrics.json", metrics)
-            write_json(stage / "provenance.json", {
-                **_versions(loaded.registry),
-                "python": sys.version.split()[0],
-                "platform": platform.platform(),
-                "seed": rs.run.seed,
-                "inputs_sha256": hash_inputs(_input_paths(loaded)),
-                "started": started.isoformat(),
-                "finished": dt.datetime.now(dt.UTC).isoformat(),
-                "execution": executor.describe(),
-                "stages_seconds": stages.seconds,
-            })
-            with stages("writing the reports"):
-                _report(stage, output, loaded.registry, metrics, notes)
+            predictions = _write_results(r, output, caught)
+            with r.stages("writing the reports"):
+                _report(r.stage, output, loaded.registry, r.metrics, r.notes)
             progress.end()
-        notes.extend(staged.notes)
+        r.notes.extend(staged.notes)
         output = staged.final or output
 
     for w in caught:
         if not issubclass(w.category, TumorboardWarning):
             continue
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return RunResult(output, metrics, predictions, notes)
+    return RunResult(output, r.metrics, predictions, r.notes)
+
+
+def _prepare(loaded: LoadedSpec, progress: Progress, executor: Executor) -> _Run:
+    """Stage 1: the cohort, the pipeline, the folds, the analyses and the ablation subsets (nothing fitted)."""
+    rs, notes = loaded.spec, []
+    started = dt.datetime.now(dt.UTC)
+    cohort = load_run_cohort(loaded)
+    calibration = (Calibration(rs.model.calibration, rs.model.calibration_folds)  # type: ignore[arg-type]
+                   if rs.model.calibration != "none" else None)
+    pipeline = Pipeline(list(zip([m.name for m in rs.modality], loaded.modalities, strict=True)), loaded.fusion,
+                        loaded.model, calibration=calibration)  # type: ignore[arg-type]
+    check_modality_coverage(cohort, pipeline.modalities, notes)
+    split_source = str(rs.evaluation.split_file or f"{rs.cohort.outcomes}:{rs.evaluation.split_column}")
+    folds = make_folds(cohort, rs.evaluation, rs.run.seed, cohort.split, split_source)
+    metric_names = rs.evaluation.metrics or default_metrics(rs.run.task)
+    y = cohort.target
+    context = survival_context(y, rs.evaluation.horizons) if y.kind == "survival" else None
+    if "ibs" in metric_names and not loaded.model.provides_survival_curves:  # type: ignore[union-attr]
+        warn(f"{loaded.model.name} gives no survival curves; the integrated Brier score is reported as n/a", notes)
+    # plugin-owned sections ([treatment]): analyses on the same folds
+    analyses = {section: cls(options, AnalysisContext(
+        cohort, loaded.resolve(rs.cohort.outcomes), rs.cohort.id, loaded.model, rs.run.seed,  # type: ignore[arg-type]
+        loaded.base_dir, rs.evaluation.confidence, rs.evaluation.bootstrap,
+        functools.partial(build_model, loaded), notes)) for section, (cls, options) in loaded.analyses.items()}
+    subsets: dict[str, tuple[str, ...]] = {}
+    if rs.evaluation.ablation:
+        if len(pipeline.modalities) < 2:
+            warn("evaluation.ablation needs at least two modalities; there is nothing to ablate", notes)
+        else:
+            subsets = ablation_subsets([n for n, _ in pipeline.modalities])
+    return _Run(loaded, progress, executor, Stages(progress), started, notes, cohort, pipeline, folds, metric_names,
+                context, analyses, subsets)
+
+
+def _search(r: _Run) -> None:
+    """Stage 2 (with [search]): a nested search per outer fold and for the refit."""
+    search = r.loaded.search
+    if search is None:
+        return
+    with r.stages(f"search: {search.trials or 'timed'} trials for each of {len(r.folds)} outer folds and the refit"):
+        r.searched = run_search(search, r.loaded, r.cohort, r.folds, r.executor, r.progress, r.notes)
+        (r.stage / "search").mkdir()
+        r.searched.trials.write_parquet(r.stage / "search" / "trials.parquet")
+
+
+def _cross_validation(r: _Run) -> None:
+    """Stage 3: every outer fold fitted on its training patients; out-of-fold predictions."""
+    r.fold_preds, r.frames, r.ablation_preds = _cross_validate(
+        r.pipeline, r.cohort, r.folds, r.n_classes, r.context, r.subsets, r.analyses, r.executor, r.stages,
+        r.searched.pipelines if r.searched is not None else {})
+
+
+def _metrics(r: _Run) -> None:
+    """Stage 4: metrics with bootstrap intervals, curves, per fold, per site and per extra set."""
+    rs, cohort, folds, names, context = r.rs, r.cohort, r.folds, r.metric_names, r.context
+    with r.stages("metrics with bootstrap confidence intervals"):
+        r.scored = scored = collect(folds, r.fold_preds, "test")
+        metrics = compute_metrics(cohort, scored, names, rs.evaluation, rs.run.seed, r.notes,  # type: ignore[arg-type]
+                                  context=context)
+        metrics["curves"] = curves(cohort, scored, rs.evaluation, r.notes,  # type: ignore[arg-type]
+                                   calibration_advice(rs.run.task, rs.model))
+        if context is not None:
+            metrics["horizons"] = list(context.horizons)
+        if r.searched is not None:
+            metrics["search"] = r.searched.summary
+        metrics["task"] = rs.run.task
+        metrics["strategy"] = rs.evaluation.strategy
+        metrics["folds"] = len(folds)
+        if len(folds) > 1:
+            metrics["per_fold"] = per_fold_metrics(cohort, folds, r.fold_preds, names, context)  # type: ignore[arg-type]
+            metrics["pooled_differs"] = check_pooled_against_folds(
+                rs.run.task, metrics["overall"], metrics["per_fold"], r.notes)
+        if rs.evaluation.strategy == "site":
+            metrics["sites"] = {}
+            for fold in folds:
+                sub = Scored(fold.test, [r.fold_preds[(fold.repeat, fold.fold, "test")]])
+                metrics["sites"][fold.label] = compute_metrics(
+                    cohort, sub, names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
+        for set_name in sorted({s for f in folds for s in f.extra}):
+            extra = collect(folds, r.fold_preds, set_name)
+            if extra is not None:
+                metrics.setdefault("sets", {})[set_name] = compute_metrics(
+                    cohort, extra, names, rs.evaluation, rs.run.seed, [], audit=False, context=context)["overall"]
+    r.metrics = metrics
+
+
+def _ablation(r: _Run) -> None:
+    """Stage 5 (with evaluation.ablation): each modality subset on the same folds, paired gains."""
+    if not r.subsets:
+        return
+    with r.stages("ablation: metrics and paired bootstrap gains"):
+        parts = {label: (names, collect(r.folds, r.ablation_preds[label], "test")) for label, names in r.subsets.items()}
+        r.metrics["ablation"] = ablation_metrics(r.cohort, r.scored, parts, r.metric_names, r.rs.evaluation,  # type: ignore[arg-type]
+                                                 r.rs.run.seed, r.context)
+
+
+def _refit(r: _Run) -> None:
+    """Stage 6: the pipeline (or the search's choice) refitted on every patient and saved without pickle."""
+    n, y, ids = len(r.cohort), r.cohort.target, list(r.cohort.ids)
+    with r.stages(f"refit on all {n} patients"):
+        r.pipeline.on_stage = lambda stage: r.progress.update(f"refit on all {n} patients: {stage}")
+        chosen = r.searched.selected[REFIT].configuration if r.searched is not None else {}
+        refit = r.searched.pipelines[REFIT] if r.searched is not None else r.pipeline
+        refit.on_stage = r.pipeline.on_stage
+        with _failure_names(f"refit on all {n} patients"):
+            r.final = final = refit.clone().fit(ids, y)
+        final.save(r.stage / "pipeline", _raw_options(r.loaded, chosen), {"task": y.kind, "classes": list(y.classes)},
+                   _pinned_distributions(r.loaded, chosen))
+        _write_presence(r.stage / "presence.parquet", final, ids)
+
+
+def _analyses(r: _Run) -> None:
+    """Stage 7: each plugin-owned section's analysis scores its folds and refits (RUN_DIR/<section>/)."""
+    for section, analysis in r.analyses.items():
+        with r.stages(f"[{section}]: scoring and refit"):
+            (r.stage / section).mkdir()
+            r.metrics[section] = analysis.finish(r.final.features, r.stage / section, list(r.cohort.ids))  # type: ignore[union-attr]
+
+
+def _explain(r: _Run) -> None:
+    """Stage 8: explainers on the refitted pipeline; the modalities' readable feature names beside them."""
+    if not r.loaded.explainers:
+        return
+    final, ids = r.final, list(r.cohort.ids)
+    X = final.features(ids)  # type: ignore[union-attr]
+    write_json(r.stage / FEATURE_LABELS, _feature_labels(final, ids))  # type: ignore[arg-type]
+    (r.stage / "attributions").mkdir()
+    for explainer in r.loaded.explainers:
+        with r.stages(f"explaining with {explainer.name}"):
+            extra = {"modalities": dict(final.modalities)} if _wants_modalities(explainer) else {}  # type: ignore[union-attr]
+            attribution = explainer.explain(final.model, X, X.feature_names, r.cohort.target, **extra)  # type: ignore[union-attr]
+            _write_attribution(r.stage / "attributions", explainer.name, attribution, X)
+
+
+def _write_results(r: _Run, output: Path, caught: list) -> pl.DataFrame:
+    """Stage 9: predictions, the spec as given and resolved, metrics with the run's warnings, provenance.
+    Saved before anything is drawn: a report failure never discards the computation."""
+    write_card_key(r.stage)
+    predictions = pl.concat(r.frames, how="vertical")
+    predictions.write_parquet(r.stage / "predictions.parquet")
+    (r.stage / "spec.toml").write_text(r.loaded.text, encoding="utf-8")
+    write_json(r.stage / "resolved.json", resolved_spec(r.loaded, r.metric_names, r.searched))
+    for w in caught:
+        text = str(w.message)
+        # libraries' deprecation notices are about their code, not this run's data: not the user's to fix
+        if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
+            continue
+        if text not in r.notes:
+            r.notes.append(text)
+    r.metrics["warnings"] = r.notes
+    write_json(r.stage / "metrics.json", r.metrics)
+    write_json(r.stage / "provenance.json", {
+        **_versions(r.loaded.registry),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "seed": r.rs.run.seed,
+        "inputs_sha256": hash_inputs(_input_paths(r.loaded)),
+        "started": r.started.isoformat(),
+        "finished": dt.datetime.now(dt.UTC).isoformat(),
+        "execution": r.executor.describe(),
+        "stages_seconds": r.stages.seconds,
+    })
+    return predictions
 
 
 def _cross_validate(pipeline: Pipeline, cohort: Cohort, folds: list[Fold], n_classes: int, context,
