@@ -97,3 +97,54 @@ def test_known_limitation_is_an_expected_failure_that_must_fail():
 
     with pytest.raises(ConformanceError, match="passes, but is listed in known_limitations"):
         check_component(Stale())
+
+
+def test_the_kit_runs_every_task_a_component_declares():
+    """A model that declares regression but only fits binary labels passes on binary data and fails on
+    regression data, and each failure names the task (the kit used to test the first declared task only)."""
+    import numpy as np
+
+    from tumorboard.api import Model
+
+    class BinaryOnly(Model):
+        """Scores the first feature; claims regression too but only fits 0/1 labels."""
+
+        name = "model.binary_only"
+        tasks = frozenset({"binary", "regression"})
+
+        def fit(self, X, y):
+            if len(X.ids) != len(y):
+                raise ValueError(f"{len(X.ids)} rows but {len(y)} targets")
+            if not set(np.unique(y.values)) <= {0, 1}:
+                raise ValueError("labels must be 0 or 1")
+            self.sign_ = float(np.sign(np.corrcoef(np.nan_to_num(X.values[:, 0]), y.values)[0, 1]) or 1.0)
+            return self
+
+        def predict(self, X):
+            self.check_is_fitted()
+            if X.values.shape[1] < 1:
+                raise ValueError("no features")
+            return 1 / (1 + np.exp(-self.sign_ * np.nan_to_num(X.values[:, 0]) * 50))  # a near 0/1 step
+
+    with pytest.raises(ConformanceError) as info:
+        check_component(BinaryOnly())
+    failures = str(info.value).splitlines()
+    assert failures and all("[regression]" in line for line in failures)
+
+
+def test_a_component_without_tasks_is_refused_at_registration():
+    from tumorboard.api import Model
+    from tumorboard._engine.plugins import component_problems
+
+    class NoTasks(Model):
+        """Declares nothing."""
+
+        name = "model.no_tasks"
+
+        def fit(self, X, y):
+            return self
+
+        def predict(self, X):
+            return None
+
+    assert any("declare the run tasks it supports" in p for p in component_problems(NoTasks, "model"))

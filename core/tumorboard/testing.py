@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import contextvars
 import secrets
 
 import numpy as np
@@ -50,11 +51,43 @@ def _family(component: Component) -> str:
     raise TypeError(f"{component!r} is not a tumorboard component")
 
 
+# the task the running check exercises; check_component and parametrize_with_checks run every check once per
+# task the component declares
+_TASK: contextvars.ContextVar[str | None] = contextvars.ContextVar("tumorboard_testing_task", default=None)
+TASK_ORDER = ("binary", "multiclass", "survival", "regression")
+
+
+def tasks_of(component: Component) -> list[str]:
+    """The tasks the kit runs a component's checks on: every task it declares (explainers: binary, the task
+    of the reference model they explain)."""
+    if _family(component) == "explainer":
+        return ["binary"]
+    declared = [task for task in TASK_ORDER if task in component.tasks]
+    if not declared:
+        raise ConformanceError(f"{component.name}: tasks is empty; declare the run tasks it supports")
+    return declared
+
+
 def _task(component: Component) -> str:
-    for task in ("binary", "multiclass", "survival", "regression"):
-        if task in component.tasks:
-            return task
-    raise ConformanceError(f"{component.name}: tasks is empty")
+    chosen = _TASK.get()
+    declared = tasks_of(component)
+    return chosen if chosen in declared else declared[0]
+
+
+def for_task(check: Check, task: str) -> Check:
+    """``check`` run on ``task``'s data (its name says which: ``check_fit_returns_self[survival]``)."""
+
+    def run(component: Component) -> None:
+        token = _TASK.set(task)
+        try:
+            check(component)
+        finally:
+            _TASK.reset(token)
+
+    run.__name__ = f"{check.__name__}[{task}]"
+    run.__qualname__ = run.__name__
+    run.__doc__ = check.__doc__
+    return run
 
 
 def synthetic_target(task: str, n: int, signal: np.ndarray | None = None, seed: int = 0) -> Target:
@@ -487,19 +520,22 @@ def checks_for(component: Component) -> list[Check]:
 
 
 def check_component(component: Component | type[Component]) -> None:
-    """Run every check on ``component``; raise ``ConformanceError`` listing each failure.
+    """Run every check on ``component``, once per task it declares; raise ``ConformanceError`` listing each
+    failure (``check_name[task]: ...``).
 
     A class is built with its default options (``cls()``); pass an instance when
     options are required (a modality's data path, for one).
 
-    Checks named in ``known_limitations`` are run too and must fail (they are
-    expected failures); one that passes is reported, so the list stays honest.
+    Checks named in ``known_limitations`` (``check_name`` for every task, or
+    ``check_name[task]`` for one) are run too and must fail (they are expected
+    failures); one that passes is reported, so the list stays honest.
     """
     if isinstance(component, type):
         component = component()
     failures = []
-    for check in checks_for(component):
-        reason = component.known_limitations.get(check.__name__)
+    for check in [for_task(c, task) for task in tasks_of(component) for c in checks_for(component)]:
+        reason = component.known_limitations.get(check.__name__.split("[")[0]) or component.known_limitations.get(
+            check.__name__)
         try:
             check(component)
         except ConformanceError as err:
@@ -528,9 +564,10 @@ def parametrize_with_checks(components: Sequence[Component]):
     for component in components:
         if not isinstance(component, Component):
             raise TypeError(f"parametrize_with_checks takes component instances, got {component!r}")
-        for check in checks_for(component):
+        for check in [for_task(c, task) for task in tasks_of(component) for c in checks_for(component)]:
             marks = []
-            reason = component.known_limitations.get(check.__name__)
+            reason = component.known_limitations.get(check.__name__.split("[")[0]) or component.known_limitations.get(
+                check.__name__)
             if reason:
                 marks.append(pytest.mark.xfail(reason=reason, strict=True, raises=ConformanceError))
             params.append(pytest.param(component, check, marks=marks, id=f"{component.name}-{check.__name__}"))

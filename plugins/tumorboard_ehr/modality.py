@@ -123,6 +123,7 @@ class EhrPolars(Modality):
     """
 
     name = "ehr.polars"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
 
     class Options(Options):
         omop_dir: InputPath | None = Field(None, description="Folder with OMOP CDM tables (CSV or Parquet).")

@@ -30,6 +30,7 @@ class PermutationExplainer(Explainer):
     """
 
     name = "explain.permutation"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
 
     class Options(Options):
         n_repeats: PositiveInt = Field(5, description="Shuffles per feature; the spread is their SD.")

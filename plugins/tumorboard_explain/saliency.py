@@ -23,6 +23,7 @@ class SaliencyExplainer(Explainer):
     """
 
     name = "explain.saliency"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
 
     class Options(Options):
         max_patients: PositiveInt = Field(1000, description="Explain at most this many patients (sampled).")

@@ -69,6 +69,7 @@ class ShapExplainer(Explainer):
     """
 
     name = "explain.shap"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
     requires = ("shap",)
     install = 'pip install "tumorboard[explain]"'
 

@@ -55,6 +55,7 @@ class AttentionFusion(Fusion):
     """
 
     name = "fusion.attention"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
     requires = ("jax", "flax", "optax")
     install = 'pip install "tumorboard[neural]"'
 

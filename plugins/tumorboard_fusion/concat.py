@@ -24,6 +24,7 @@ class ConcatFusion(Fusion):
     """
 
     name = "fusion.concat"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
 
     class Options(Options):
         scale: bool = Field(True, description="Standardise each feature with training mean and SD.")

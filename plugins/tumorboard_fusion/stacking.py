@@ -49,6 +49,7 @@ class StackingFusion(Fusion):
     """
 
     name = "fusion.stacking"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
 
     class Options(Options):
         base: BaseModelSpec | None = Field(
@@ -72,10 +73,9 @@ class StackingFusion(Fusion):
         spec = self.options.base
         cls = spec.cls if spec is not None else self.options._defaults.get(task) or component_class(
             "model", DEFAULT_BASE[task])
-        model = cls(cls.Options.model_validate(spec.options if spec is not None else {}))
+        model = cls(cls.Options.model_validate(spec.options if spec is not None else {}), seed=self.seed + k)
         if task not in model.tasks:
             raise ComponentError(f"{self.name}: base model {cls.name} does not support task {task!r}")
-        model.seed = self.seed + k
         return model
 
     def _scores(self, prediction: np.ndarray) -> np.ndarray:

@@ -128,6 +128,7 @@ class ImagingCNN(ImagingSource):
     """
 
     name = "imaging.cnn"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
 
     class Options(ImagingInputs, training_options(epochs=100, patience=15, batch_size=64)):
         shape: list[PositiveInt] = Field([32, 32, 32], min_length=2, max_length=3,

@@ -174,6 +174,7 @@ class ImagingLongitudinal(MeasuredFeatures):
     """
 
     name = "imaging.longitudinal"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
     Options = LongitudinalOptions
 
     # --- inputs -------------------------------------------------------------

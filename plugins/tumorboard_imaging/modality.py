@@ -121,6 +121,7 @@ class ImagingRadiomics(ImagingSource, MeasuredFeatures):
     """
 
     name = "imaging.radiomics"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
 
     class Options(ImagingInputs):
         label: int | None = Field(None, description="Mask label of the region (default: the 1s of a 0/1 mask).")

@@ -58,8 +58,7 @@ class EnsembleModel(Model):
     def _members(self) -> list[Model]:
         out = []
         for i, member in enumerate(self.options.models):
-            model = member.cls(member.cls.Options.model_validate(member.options))
-            model.seed = self.seed + i
+            model = member.cls(member.cls.Options.model_validate(member.options), seed=self.seed + i)
             out.append(model)
         return out
 

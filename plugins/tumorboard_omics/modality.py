@@ -88,6 +88,7 @@ class OmicsPCA(_OmicsModality):
     """
 
     name = "omics.pca"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
 
     class Options(_LayerOptions):
         components: PositiveInt = Field(16, description="Components per layer (per_layer) or in all (joint).")
@@ -140,6 +141,7 @@ class OmicsAutoencoder(_OmicsModality):
     """
 
     name = "omics.autoencoder"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
     requires = ("jax", "flax", "optax")
     install = 'pip install "tumorboard[omics]"'
 

@@ -123,6 +123,7 @@ class TabularFile(Modality):
     """
 
     name = "tabular.file"
+    tasks = frozenset({"binary", "multiclass", "regression", "survival"})
 
     class Options(Options):
         path: InputPath = Field(description="CSV, TSV or Parquet table, one row per patient.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Self
 
@@ -79,7 +79,8 @@ class Component(ABC):
 
     Subclasses set ``name`` and, when they take options, a nested ``Options``
     model derived from ``tumorboard.api.Options`` (unknown keys are errors). ``tasks`` lists the run tasks the
-    component supports; the spec is rejected early for any other.
+    component supports (required: there is no default); the spec is rejected early for any other, and the
+    testing kit runs its checks on each.
     ``known_limitations`` maps a conformance check name to the reason the
     component cannot meet it; the testing kit marks those as expected failures.
     ``requires`` names the top-level modules the component imports beyond
@@ -91,12 +92,14 @@ class Component(ABC):
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
-    tasks: ClassVar[frozenset[str]] = frozenset({"binary", "multiclass", "regression", "survival"})
+    tasks: ClassVar[frozenset[str]] = frozenset()
     known_limitations: ClassVar[dict[str, str]] = {}
     requires: ClassVar[tuple[str, ...]] = ()
     install: ClassVar[str] = ""
 
-    def __init__(self, options: BaseModel | None = None, /, **kwargs: Any) -> None:
+    def __init__(self, options: BaseModel | None = None, /, *, seed: int = 0, **kwargs: Any) -> None:
+        """``options`` (an ``Options`` instance) or the options as keywords; ``seed`` is the one every random
+        step of the component derives from (the engine passes the run's)."""
         if options is not None and kwargs:
             raise TypeError(f"{self.name}: pass an Options instance or keyword options, not both")
         if options is None:
@@ -104,11 +107,11 @@ class Component(ABC):
         elif not isinstance(options, self.Options):
             raise TypeError(f"{self.name}: options must be {self.Options.__name__}, got {type(options).__name__}")
         self.options = options
-        self.seed = 0
+        self.seed = int(seed)
 
     @classmethod
     def from_options(cls, options: dict[str, Any], base_dir: Path | None = None, data_root: Path | None = None,
-                     registry: Any = None) -> Self:
+                     registry: Any = None, seed: int = 0) -> Self:
         """Validate raw options (from a spec) and build the component.
 
         ``data_root`` confines every input path to one folder (``predict --data``).
@@ -123,12 +126,11 @@ class Component(ABC):
             context["data_root"] = data_root
         if registry is not None:
             context["registry"] = registry
-        return cls(cls.Options.model_validate(options, context=context or None))
+        return cls(cls.Options.model_validate(options, context=context or None), seed=seed)
 
     def clone(self) -> Self:
         """A fresh, unfitted component with the same options and seed."""
-        other = type(self)(self.options.model_copy(deep=True))
-        other.seed = self.seed
+        other = type(self)(self.options.model_copy(deep=True), seed=self.seed)
         return other
 
     def __repr__(self) -> str:
@@ -282,7 +284,15 @@ class Explainer(Component):
         X: FeatureBlock,
         feature_names: Sequence[str],
         y: Target | None = None,
-    ) -> Attribution: ...
+        modalities: Mapping[str, Modality] | None = None,
+    ) -> Attribution:
+        """Explain ``model`` (fitted on every patient) on ``X``, the refit's fused features of every patient.
+
+        :param feature_names: ``X``'s columns, in order.
+        :param y: the patients' target, for methods that score against the truth.
+        :param modalities: the fitted modalities by spec name, for methods that look inside them
+            (``explain.saliency``); the engine passes it to explainers whose ``explain`` declares it.
+        """
 
 
 FAMILIES: dict[str, type[Component]] = {

@@ -207,10 +207,10 @@ class Pipeline:
             if family == "modality" and modality_options and entry["name"] in modality_options:
                 options = modality_options[entry["name"]]
             try:
-                component = component_cls.from_options(options, base_dir=base_dir, data_root=data_root, registry=registry)
+                component = component_cls.from_options(options, base_dir=base_dir, data_root=data_root, registry=registry,
+                                                       seed=int(entry["seed"]))
             except ValidationError as err:
                 raise DataError(f"{family} {entry['name']!r} ({entry['plugin']}): {options_message(err)}") from None
-            component.seed = entry["seed"]
             stem = str(entry.get("state", ""))
             if not stem or "/" in stem or "\\" in stem or stem.startswith("."):
                 raise RunError(f"{folder / 'manifest.json'}: state file name {stem!r} is not a plain file name; "

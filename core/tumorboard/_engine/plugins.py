@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from . import hookspecs
 from .components import FAMILIES, NAME_PATTERN, Component
+from .data import TASKS
 from .analyses import analysis_problems
 from .reporters import reporter_problems
 
@@ -226,6 +227,10 @@ def component_problems(cls: object, family: str) -> list[str]:
             f"{label}.Options must reject unknown keys: derive it from tumorboard.api.Options (or set "
             "model_config = ConfigDict(extra='forbid'))"
         )
+    tasks = getattr(cls, "tasks", None)
+    if isinstance(tasks, frozenset | set) and (not tasks or not tasks <= set(TASKS)):
+        problems.append(f"{label}.tasks = {set(tasks) or '{}'}: declare the run tasks it supports, a non-empty set of "
+                        f"{', '.join(TASKS)}")
     if inspect.isabstract(cls):
         missing = sorted(getattr(cls, "__abstractmethods__", ()))
         problems.append(f"{label} does not implement {', '.join(missing)}")

@@ -251,8 +251,7 @@ def build_pipeline(plan: SearchPlan, loaded, params: dict[str, Any]) -> tuple[Pi
             return default.clone()
         chosen = config[key]
         cls = loaded.registry.get(family, chosen["plugin"], chosen["distribution"])
-        built = cls.from_options(chosen["options"], base_dir=loaded.base_dir, registry=loaded.registry)
-        built.seed = rs.run.seed
+        built = cls.from_options(chosen["options"], base_dir=loaded.base_dir, registry=loaded.registry, seed=rs.run.seed)
         return built
 
     modalities = [(m.name, component(f"modality.{m.name}", "modality", built))

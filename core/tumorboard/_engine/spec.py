@@ -357,7 +357,7 @@ def validate_spec(
             message = unknown_component_message(cspec.plugin, family, registry, catalogue, cspec.distribution)
             problems.append(Problem(format_path(loc + ("plugin",)), message, index.line_of(loc + ("plugin",)), cspec.plugin, True))
             return None
-        component = build_component(cls, cspec.options, base_dir, check_files, registry)
+        component = build_component(cls, cspec.options, base_dir, check_files, registry, spec.run.seed)
         if component is None:
             return None
         if isinstance(component, ValidationError):
@@ -381,8 +381,6 @@ def validate_spec(
     _check_sections(owned, loaded, index, catalogue, check_files, problems)
     if problems:
         raise SpecError(label, problems)
-    for component in [*loaded.modalities, loaded.fusion, loaded.model, *loaded.explainers]:
-        component.seed = spec.run.seed  # type: ignore[union-attr]
     return loaded
 
 
@@ -452,9 +450,7 @@ def build_model(loaded: LoadedSpec, cspec: Any) -> Component:
     cls = loaded.registry.get("model", cspec.plugin, cspec.distribution)
     if cls is None:
         raise ComponentError(f"no model {cspec.plugin!r} is installed")
-    model = cls.from_options(cspec.options, base_dir=loaded.base_dir, registry=loaded.registry)
-    model.seed = loaded.spec.run.seed
-    return model
+    return cls.from_options(cspec.options, base_dir=loaded.base_dir, registry=loaded.registry, seed=loaded.spec.run.seed)
 
 
 def default_metrics(task: str) -> list[str]:

@@ -68,7 +68,7 @@ def unknown_component_message(
     return "\n".join(lines)
 
 
-def build_component(cls, options: dict, base_dir, check_files: bool = True, registry=None):
+def build_component(cls, options: dict, base_dir, check_files: bool = True, registry=None, seed: int = 0):
     """``cls`` built from a spec's raw ``options`` (paths against ``base_dir``): the component, the
     ValidationError its Options raise, or None when only missing files failed and ``check_files`` is off
     (schema checks of examples)."""
@@ -76,7 +76,7 @@ def build_component(cls, options: dict, base_dir, check_files: bool = True, regi
     if not check_files:
         context["skip_files"] = True
     try:
-        return cls(cls.Options.model_validate(options, context=context))
+        return cls(cls.Options.model_validate(options, context=context), seed=seed)
     except ValidationError as err:
         if not check_files and all("file not found" in e["msg"] for e in err.errors()):
             return None
