@@ -40,7 +40,7 @@ def copy_omop(tmp_path: Path) -> Path:
     return folder
 
 
-@parametrize_with_checks([ehr()])
+@parametrize_with_checks([ehr()], other_tasks_marks=[pytest.mark.slow])
 def test_follows_the_component_contract(component, check):
     check(component)
 

@@ -23,7 +23,8 @@ COHORT = generate(Path(tempfile.mkdtemp(prefix="tumorboard-fusion-")) / "c",
 TINY_ATTENTION = {"width": 8, "heads": 2, "epochs": 5, "patience": 2}
 
 
-@parametrize_with_checks([StackingFusion(inner_folds=3), AttentionFusion(**TINY_ATTENTION)])
+@parametrize_with_checks([StackingFusion(inner_folds=3), AttentionFusion(**TINY_ATTENTION)],
+                         other_tasks_marks=[pytest.mark.slow])  # every task in the slow pass
 def test_follows_the_component_contract(component, check):
     check(component)
 

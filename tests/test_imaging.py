@@ -33,7 +33,7 @@ def radiomics(**options) -> ImagingRadiomics:
                             cache=CACHE, **options)
 
 
-@parametrize_with_checks([radiomics(families=["shape", "firstorder"])])
+@parametrize_with_checks([radiomics(families=["shape", "firstorder"])], other_tasks_marks=[pytest.mark.slow])
 def test_follows_the_component_contract(component, check):
     check(component)
 
@@ -254,14 +254,14 @@ def cnn(**options) -> ImagingCNN:
                       **{**TINY_CNN, **options})
 
 
-@parametrize_with_checks([cnn()])
+@parametrize_with_checks([cnn()], other_tasks_marks=[pytest.mark.slow])
 def test_cnn_follows_the_component_contract(component, check):
     check(component)
 
 
 # each fit compiles a network: the second backbone's kit run is a heavy check
 @pytest.mark.slow
-@parametrize_with_checks([cnn(backbone="resnet", width=4, output_head=True)])
+@parametrize_with_checks([cnn(backbone="resnet", width=4, output_head=True)], other_tasks_marks=[pytest.mark.slow])
 def test_cnn_resnet_follows_the_component_contract(component, check):
     check(component)
 

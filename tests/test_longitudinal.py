@@ -55,7 +55,7 @@ folds = 3
     return spec
 
 
-@parametrize_with_checks([longitudinal()])
+@parametrize_with_checks([longitudinal()], other_tasks_marks=[pytest.mark.slow])
 def test_follows_the_component_contract(component, check):
     check(component)
 

@@ -180,3 +180,9 @@ def test_a_user_registry_adds_to_the_bundled_one(tmp_path, monkeypatch):
     monkeypatch.setenv("TUMORBOARD_USER_REGISTRY", str(broken))
     with pytest.raises(Exception, match="broken.toml: not a readable registry file"):
         load_catalogue()
+
+
+def test_the_kernel_has_no_module_level_import_cycles():
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "import_cycles.py"), str(REPO / "core")],
+                            capture_output=True, text=True, encoding="utf-8")
+    assert result.returncode == 0 and "0 module-level import cycles" in result.stdout, result.stdout

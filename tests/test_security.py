@@ -579,6 +579,7 @@ def test_kit_reports_rows_with_the_engines_message(tmp_path):
         """Drops the last patient."""
 
         name = "tabular.short"
+        tasks = frozenset({"binary"})
 
         class Options(BaseModel):
             model_config = ConfigDict(extra="forbid")

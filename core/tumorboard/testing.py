@@ -552,11 +552,15 @@ def check_component(component: Component | type[Component]) -> None:
         raise ConformanceError("\n".join(failures))
 
 
-def parametrize_with_checks(components: Sequence[Component]):
+def parametrize_with_checks(components: Sequence[Component], tasks: Sequence[str] | None = None,
+                            other_tasks_marks: Sequence[Any] = ()):
     """A pytest parametrisation over (component, check) pairs, one test per property.
 
-    Test ids read ``tabular.file-check_one_row_per_id`` so ``pytest -k`` can pick
-    one. Known limitations become strict expected failures with their reason.
+    Test ids read ``tabular.file-check_one_row_per_id[binary]`` so ``pytest -k`` can
+    pick one. Every check runs once per task the component declares (``tasks``
+    narrows that); ``other_tasks_marks`` marks every task but the first (e.g.
+    ``pytest.mark.slow`` for a slow component whose tasks differ only in the
+    labels). Known limitations become strict expected failures with their reason.
     """
     import pytest
 
@@ -564,8 +568,9 @@ def parametrize_with_checks(components: Sequence[Component]):
     for component in components:
         if not isinstance(component, Component):
             raise TypeError(f"parametrize_with_checks takes component instances, got {component!r}")
-        for check in [for_task(c, task) for task in tasks_of(component) for c in checks_for(component)]:
-            marks = []
+        chosen = [t for t in tasks_of(component) if tasks is None or t in tasks]
+        for check in [for_task(c, task) for task in chosen for c in checks_for(component)]:
+            marks = [] if check.__name__.endswith(f"[{chosen[0]}]") else list(other_tasks_marks)
             reason = component.known_limitations.get(check.__name__.split("[")[0]) or component.known_limitations.get(
                 check.__name__)
             if reason:
