@@ -40,7 +40,7 @@ def copy_omop(tmp_path: Path) -> Path:
     return folder
 
 
-@parametrize_with_checks([ehr()], other_tasks_marks=[pytest.mark.slow])
+@parametrize_with_checks([ehr()], tasks=["binary"])  # unsupervised: one task is enough here
 def test_follows_the_component_contract(component, check):
     check(component)
 

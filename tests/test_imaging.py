@@ -33,7 +33,7 @@ def radiomics(**options) -> ImagingRadiomics:
                             cache=CACHE, **options)
 
 
-@parametrize_with_checks([radiomics(families=["shape", "firstorder"])], other_tasks_marks=[pytest.mark.slow])
+@parametrize_with_checks([radiomics(families=["shape", "firstorder"])], tasks=["binary"])  # unsupervised: one task is enough here
 def test_follows_the_component_contract(component, check):
     check(component)
 
@@ -254,7 +254,8 @@ def cnn(**options) -> ImagingCNN:
                       **{**TINY_CNN, **options})
 
 
-@parametrize_with_checks([cnn()], other_tasks_marks=[pytest.mark.slow])
+# each task only changes the loss head: one here, every task for the resnet configuration (slow pass)
+@parametrize_with_checks([cnn()], tasks=["binary"])
 def test_cnn_follows_the_component_contract(component, check):
     check(component)
 

@@ -55,7 +55,7 @@ folds = 3
     return spec
 
 
-@parametrize_with_checks([longitudinal()], other_tasks_marks=[pytest.mark.slow])
+@parametrize_with_checks([longitudinal()], tasks=["binary"])  # unsupervised: one task is enough here
 def test_follows_the_component_contract(component, check):
     check(component)
 
