@@ -24,7 +24,8 @@ TINY_ATTENTION = {"width": 8, "heads": 2, "epochs": 5, "patience": 2}
 
 
 @parametrize_with_checks([StackingFusion(inner_folds=3), AttentionFusion(**TINY_ATTENTION)],
-                         other_tasks_marks=[pytest.mark.slow])  # every task in the slow pass
+                         tasks=["binary", "survival"], other_tasks_marks=[pytest.mark.slow])
+# learned from the target: a classification and a survival task (the other two in the kit's default for plugins)
 def test_follows_the_component_contract(component, check):
     check(component)
 

@@ -262,7 +262,7 @@ def test_cnn_follows_the_component_contract(component, check):
 
 # each fit compiles a network: the second backbone's kit run is a heavy check
 @pytest.mark.slow
-@parametrize_with_checks([cnn(backbone="resnet", width=4, output_head=True)], other_tasks_marks=[pytest.mark.slow])
+@parametrize_with_checks([cnn(backbone="resnet", width=4, output_head=True)], tasks=["binary", "survival"])
 def test_cnn_resnet_follows_the_component_contract(component, check):
     check(component)
 

@@ -21,6 +21,7 @@ from tumorboard._engine.reporters import write_reports
 from tumorboard._engine.rundir import verify_run
 from tumorboard_report.report import CohortReport
 from tumorboard_synth import SynthOptions, generate
+from conftest import fast
 
 
 @functools.cache
@@ -265,3 +266,35 @@ plugin = "explain.permutation"
     assert all("[" not in text for text in labels.values())  # concept codes are gone
     report = (result.path / "report.html").read_text(encoding="utf-8")
     assert 'alt="feature importance by explain.permutation"' in report
+
+
+def test_every_run_writes_tripod_ai_and_a_model_card_that_match_its_metrics(tmp_path):
+    """Every item the run can answer is filled, with the figures of metrics.json; the others are to-do."""
+    from tumorboard_report.tripod import ITEMS, TODO
+    from tumorboard_synth.quickstart import write_quickstart
+
+    result = run(fast(write_quickstart(tmp_path, patients=200, seed=3), bootstrap=100))
+    metrics = json.loads((result.path / "metrics.json").read_text(encoding="utf-8"))
+    text = (result.path / "tripod_ai.md").read_text(encoding="utf-8")
+    answers = {}
+    for item in ITEMS:
+        block = text.split(f"- **{item.number}. {item.topic}.**", 1)[1].split("\n- **", 1)[0]
+        answers[item.number] = block.split("\n  - ", 1)[1].strip()
+    answerable = {"1", "4", "5a", "7", "8a", "9a", "9b", "10", "11", "12a", "12b", "12c", "12d", "12e", "12f", "12g",
+                  "13", "14", "15", "20a", "21", "22", "23a", "24", "26"}
+    for number, answer in answers.items():
+        assert answer.startswith(TODO) != (number in answerable), (number, answer)
+    assert {"3a", "17", "18a", "19", "27a"} <= {n for n, a in answers.items() if a.startswith(TODO)}
+    y = pl.read_parquet(result.path / "predictions.parquet").unique("patient_id")["y_true"]
+    assert f"All {metrics['n']:,} patients" in answers["10"] and f"with {int(y.sum()):,} events" in answers["10"]
+    auroc = metrics["overall"]["auroc"]
+    assert f"auroc: {auroc['value']:.3f} (95% CI {auroc['ci_low']:.3f} to {auroc['ci_high']:.3f})" in answers["23a"]
+    female = metrics["subgroups"]["sex"]["female"]["auroc"]
+    assert f"sex = female: auroc {female['value']:.3f}" in answers["23a"] and f"n = {female['n']}" in answers["23a"]
+    assert f"{metrics['folds']} outer folds" in answers["12a"]
+    assert f"{metrics['curves']['calibration']['ece']:.3f}" in answers["24"]
+    card = (result.path / "model_card.md").read_text(encoding="utf-8")
+    assert f"| auroc | {auroc['value']:.3f} | {auroc['ci_low']:.3f} to {auroc['ci_high']:.3f} |" in card
+    assert "## Intended use" in card and TODO in card
+    report = (result.path / "report.html").read_text(encoding="utf-8")
+    assert "TRIPOD+AI" in report and f"{len(answerable)} of {len(ITEMS)} TRIPOD+AI items" in report

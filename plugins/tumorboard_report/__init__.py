@@ -15,14 +15,17 @@ import typer
 from tumorboard.api import CommandKit, TumorboardError, hookimpl
 
 from .report import CohortReport
+from .tripod import ModelCard, TripodReport
 
-__all__ = ["CohortReport"]
+__all__ = ["CohortReport", "ModelCard", "TripodReport"]
 
 
 @hookimpl
 def register_reporters(register):
-    """The cohort report."""
+    """The cohort report, the TRIPOD+AI checklist and the model card."""
     register(CohortReport)
+    register(TripodReport)
+    register(ModelCard)
 
 
 @hookimpl

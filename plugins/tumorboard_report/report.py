@@ -258,6 +258,17 @@ def _provenance(run: RunFiles) -> str:
     return out
 
 
+def _tripod(run: RunFiles) -> str:
+    from .tripod import checklist
+
+    items, _ = checklist(run)
+    filled = [(item, text) for item, text in items if text]
+    todo = [item.number for item, text in items if not text]
+    return (f"<p>{len(filled)} of {len(items)} TRIPOD+AI items are answered from this run's files (tripod_ai.md, "
+            f"model_card.md); items {', '.join(todo)} are for the study team.</p>"
+            + table(["item", "topic", "from this run"], [(i.number, i.topic, text) for i, text in filled]))
+
+
 class CohortReport(Reporter):
     """The run's cohort report: performance with intervals, curves, drivers, subgroup audit, ablation, search,
     provenance."""
@@ -277,6 +288,7 @@ class CohortReport(Reporter):
             ("Subgroup audit", _subgroups(run)),
             ("Modality ablation", _ablation(run)),
             ("Hyperparameter search", _search(run)),
+            ("TRIPOD+AI", _tripod(run)),
             ("Provenance", _provenance(run)),
         ]
         return page(f"tumorboard cohort report: {name}", f"{run.task} task, {fmt(run.metrics.get('n'))} patients",

@@ -647,13 +647,9 @@ def _feature_labels(final: Pipeline, ids: list[str]) -> dict[str, dict[str, str]
 
 def _report(stage: Path, output: Path, registry, metrics: dict, notes: list[str]) -> None:
     """Every reporter's page, after the computation is saved: a failure is a warning, never the run's end."""
-    problems = []
-    if not registry.reporters:
-        missing = "; ".join(f"{n} {why}" for n, why in registry.unavailable_reporters.items())
-        if missing:
-            problems.append(f"no report was drawn: {missing}; the run is complete, and `tumorboard report "
-                            f"{output}` draws it once the reporter is installed")
-    else:
+    problems = [f"{name} was not drawn: it {why}; the run is complete, and `tumorboard report {output}` draws it "
+                "once the reporter can run" for name, why in registry.unavailable_reporters.items()]
+    if registry.reporters:
         _, failed = write_reports(stage, registry.reporters, finished=False)
         problems += [p.replace(f"tumorboard report {stage}", f"tumorboard report {output}") for p in failed]
     for problem in problems:
