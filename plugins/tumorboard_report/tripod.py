@@ -259,8 +259,17 @@ def _answers(f: RunFacts) -> dict[str, str]:
     return a
 
 
+def facts_of(run: RunFiles) -> RunFacts:
+    """The run's facts, gathered once per ``RunFiles`` (the cohort report, the checklist and the card share
+    one reading of predictions.parquet)."""
+    cached = run.__dict__.get("_tripod_facts")
+    if cached is None:
+        cached = run.__dict__["_tripod_facts"] = RunFacts(run)
+    return cached
+
+
 def checklist(run: RunFiles) -> tuple[list[tuple[Item, str | None]], RunFacts]:
-    facts = RunFacts(run)
+    facts = facts_of(run)
     answers = _answers(facts)
     return [(item, answers.get(item.number)) for item in ITEMS], facts
 
@@ -296,7 +305,7 @@ class ModelCard(Reporter):
     output = "model_card.md"
 
     def render(self, run: RunFiles) -> str:
-        f = RunFacts(run)
+        f = facts_of(run)
         spec, m = f.spec, f.metrics
         model = spec.get("model", {})
         name = spec.get("run", {}).get("name", run.folder.name)

@@ -113,13 +113,6 @@ def entry_for_component(name: str, catalogue: list[CatalogueEntry]) -> Catalogue
     return None
 
 
-def _classes_of(info, registry) -> list[type]:
-    import sys
-
-    module = sys.modules.get(info.module.split(":")[0])
-    return [v for v in vars(module).values() if isinstance(v, type)] if module is not None else []
-
-
 def check_entry(entry: CatalogueEntry) -> list[str]:
     """What is wrong with a registry table, checked against the installed distribution it names: the
     distribution is installed, declares the entry point, and its plugin loads and provides exactly the
@@ -149,7 +142,7 @@ def check_entry(entry: CatalogueEntry) -> list[str]:
     info = found[0]
     if info.status not in ("ok", "unavailable"):
         return problems + [f"the plugin is {info.status}: {info.error}"]
-    sections = {s for s, cls in registry.analyses.items() if any(cls is c for c in _classes_of(info, registry))}
+    sections = set(info.sections)
     if sections != set(entry.sections):
         problems.append(f"sections: registry lists {sorted(entry.sections)}, the plugin owns {sorted(sections)}")
     provided = (set(info.components) | set(info.unavailable)) - sections

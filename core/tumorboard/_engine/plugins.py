@@ -76,6 +76,8 @@ class PluginInfo:
     """Component names the plugin tried to register (also when it broke)."""
     unavailable: dict[str, str] = field(default_factory=dict)
     """Components registered but not usable here: name -> what is missing and how to install it."""
+    sections: list[str] = field(default_factory=list)
+    """Spec sections the plugin's analyses own (``register_analyses``)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -486,8 +488,8 @@ class _Loader:
                     self.registry.unavailable_extras[hook_name][name] = info.unavailable[name]
                 else:
                     self.registry.extras[hook_name][name] = cls
-                    if hook_name == "register_reporters":  # listed with the components; sections by themselves
-                        info.components.append(name)
+                    # reporters are listed with the components; sections by themselves
+                    (info.components if hook_name == "register_reporters" else info.sections).append(name)
         if not pending and (features or any(extras.values())):
             return
         if not pending:

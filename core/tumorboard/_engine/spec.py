@@ -425,10 +425,12 @@ def _check_sections(owned: dict[str, Any], loaded: LoadedSpec, index: TomlLineIn
             model_cls = registry.get("model", cspec.plugin, cspec.distribution)
             if model_cls is None:
                 return unknown_component_message(cspec.plugin, "model", registry, catalogue, cspec.distribution)
-            try:
-                component = model_cls(model_cls.Options.model_validate(cspec.options, context={"registry": registry}))
-            except ValidationError as err:
-                problems.extend(_problems_from(err, _loc + at + ("options",), index))
+            component = build_component(model_cls, cspec.options, loaded.base_dir, check_files, registry,
+                                        spec.run.seed)
+            if isinstance(component, ValidationError):
+                problems.extend(_problems_from(component, _loc + at + ("options",), index))
+                return None
+            if component is None:
                 return None
             if needs is not None and needs not in component.tasks:
                 return f"{model_cls.name} cannot do {needs}; it needs a {needs} model"
