@@ -28,6 +28,8 @@ from tumorboard.api import (
 from .events import find_table, read_long_events, read_omop
 from .features import DEFAULT_FINDINGS, index_from_concepts, normalise_units, raw_features, window_days
 
+SOURCES = ("omop_dir", "events", "meds_dir", "fhir_dir")
+CODE_DOMAINS = ("condition", "drug", "procedure", "measurement", "observation", "note")
 FAMILIES = ("demographics", "condition", "drug", "procedure", "observation", "measurements", "notes")
 
 
@@ -54,9 +56,21 @@ class _Raw:
 
 @functools.lru_cache(maxsize=8)
 def _compute(key: tuple) -> _Raw:
-    (omop_dir, events_path, columns, id_source, index_table, index_id, index_column, index_concepts,
-     windows, families, findings, shift_days, seed, _file_versions) = key
-    if omop_dir is not None:
+    (omop_dir, events_path, meds_dir, fhir_dir, subject_ids, identifier_system, code_domains, columns, id_source,
+     index_table, index_id, index_column, index_concepts, index_codes, windows, families, findings, shift_days, seed,
+     _file_versions) = key
+    code_of: dict[str, int] = {}
+    if meds_dir is not None:
+        from .meds import read_meds
+
+        source, code_of = read_meds(Path(meds_dir), Path(subject_ids) if subject_ids else None, dict(code_domains))
+        names = source.names
+    elif fhir_dir is not None:
+        from .fhir import read_fhir
+
+        source, code_of = read_fhir(Path(fhir_dir), identifier_system, dict(code_domains))
+        names = source.names
+    elif omop_dir is not None:
         source = read_omop(Path(omop_dir), id_source)
         concept_path = find_table(Path(omop_dir), "concept")
         names = {}
@@ -68,6 +82,7 @@ def _compute(key: tuple) -> _Raw:
     else:
         source = read_long_events(Path(events_path), dict(columns))
         names = source.names
+        code_of = {name: concept for concept, name in names.items()}
     events, report = normalise_units(source.events)
     report = source.report + report
     if index_table is not None:
@@ -83,7 +98,12 @@ def _compute(key: tuple) -> _Raw:
         index = (pl.DataFrame({"patient_id": table[index_id].cast(pl.String), "index_day": day.cast(pl.Int32)})
                  .join(source.persons.select("patient_id", "person"), on="patient_id").select("person", "index_day"))
     else:
-        index = index_from_concepts(events, list(index_concepts)).with_columns(pl.col("index_day").cast(pl.Int32))
+        unknown = [c for c in index_codes if c not in code_of]
+        if unknown:
+            raise DataError(f"index_codes {unknown} do not occur in the data; codes look like "
+                            f"{', '.join(sorted(code_of)[:5])}")
+        concepts = list(index_concepts) + [code_of[c] for c in index_codes]
+        index = index_from_concepts(events, concepts).with_columns(pl.col("index_day").cast(pl.Int32))
     notes = source.notes
     if shift_days:
         # one random shift per patient, applied to every date of theirs: intervals (and so every
@@ -128,6 +148,17 @@ class EhrPolars(Modality):
     class Options(Options):
         omop_dir: InputPath | None = Field(None, description="Folder with OMOP CDM tables (CSV or Parquet).")
         events: InputPath | None = Field(None, description="A long events table instead of OMOP.")
+        meds_dir: InputPath | None = Field(None, description="A MEDS dataset folder (data/*.parquet, metadata/) "
+                                                             "instead of OMOP.")
+        fhir_dir: InputPath | None = Field(None, description="A folder of FHIR R4 Bundle .json / .ndjson files "
+                                                             "instead of OMOP.")
+        subject_ids: InputPath | None = Field(None, description="MEDS: a table linking subject_id to the cohort's "
+                                                                "patient_id (default: the subject id is the patient id).")
+        patient_identifier_system: str | None = Field(
+            None, description="FHIR: the Patient.identifier system holding the cohort's patient ids (default: Patient.id).")
+        code_domains: dict[str, Literal[CODE_DOMAINS]] = Field(  # type: ignore[valid-type]
+            default_factory=dict, description="MEDS/FHIR: code prefix (vocabulary) -> domain, before the built-in "
+                                              "rules (docs/ehr.md).")
         events_columns: EventColumns = Field(default_factory=EventColumns, description="Column names of the events table.")
         id_source: Literal["person_source_value", "person_id"] = Field(
             "person_source_value", description="Which OMOP person column holds the cohort's patient ids.")
@@ -135,6 +166,8 @@ class EhrPolars(Modality):
         index_id_column: str = Field("patient_id", description="Id column of the index table.")
         index_column: str = Field("index_date", description="Date column of the index table.")
         index_concepts: list[int] = Field(default_factory=list, description="Index date = first event of these concepts.")
+        index_codes: list[str] = Field(default_factory=list, description="Index date = first event of these codes "
+                                                                         "(MEDS codes, FHIR 'vocabulary/code', event codes).")
         windows: list[str] = Field(default_factory=lambda: ["30d", "365d", "all"], description="Look-back windows.")
         families: list[Literal[FAMILIES]] = Field(default_factory=lambda: list(FAMILIES),  # type: ignore[valid-type]
                                                   description="Feature families to compute.")
@@ -151,10 +184,14 @@ class EhrPolars(Modality):
 
         @model_validator(mode="after")
         def _one_source(self):
-            if (self.omop_dir is None) == (self.events is None):
-                raise ValueError("give exactly one of omop_dir (OMOP tables) or events (a long events table)")
-            if self.index_table is None and not self.index_concepts:
-                raise ValueError("give index_table (a date per patient) or index_concepts (first occurrence)")
+            given = [k for k in SOURCES if getattr(self, k) is not None]
+            if len(given) != 1:
+                raise ValueError("give exactly one of omop_dir (OMOP tables), events (a long events table), meds_dir "
+                                 f"(a MEDS dataset) or fhir_dir (FHIR bundles); got {given or 'none'}")
+            if self.index_table is None and not self.index_concepts and not self.index_codes:
+                raise ValueError("give index_table (a date per patient), index_concepts or index_codes (first occurrence)")
+            if self.subject_ids is not None and self.meds_dir is None:
+                raise ValueError("subject_ids links MEDS subject ids to patients: it needs meds_dir")
             for w in self.windows:
                 window_days(w)
             if not 0 <= self.winsor[0] < self.winsor[1] <= 1:
@@ -164,10 +201,14 @@ class EhrPolars(Modality):
     def _raw(self) -> _Raw:
         o = self.options
         findings = tuple(sorted((o.findings if o.findings is not None else DEFAULT_FINDINGS).items()))
-        key = (str(o.omop_dir) if o.omop_dir else None, str(o.events) if o.events else None,
+        def text(path):
+            return str(path) if path is not None else None
+
+        key = (text(o.omop_dir), text(o.events), text(o.meds_dir), text(o.fhir_dir), text(o.subject_ids),
+               o.patient_identifier_system, tuple(sorted(o.code_domains.items())),
                tuple(o.events_columns.model_dump().items()), o.id_source,
-               str(o.index_table) if o.index_table else None, o.index_id_column, o.index_column,
-               tuple(o.index_concepts), tuple(o.windows), tuple(o.families), findings, o.date_shift_days, self.seed,
+               text(o.index_table), o.index_id_column, o.index_column,
+               tuple(o.index_concepts), tuple(o.index_codes), tuple(o.windows), tuple(o.families), findings, o.date_shift_days, self.seed,
                _versions(o))
         misses = _compute.cache_info().misses
         raw = _compute(key)
@@ -256,10 +297,10 @@ class EhrPolars(Modality):
 
 def _versions(o) -> tuple:
     """File versions (mtime, size) of every input, so an edited file is read again."""
-    paths = [p for p in (o.omop_dir, o.events, o.index_table) if p is not None]
+    paths = [p for p in (o.omop_dir, o.events, o.meds_dir, o.fhir_dir, o.subject_ids, o.index_table) if p is not None]
     stamp = []
     for p in paths:
-        for f in sorted(Path(p).iterdir()) if Path(p).is_dir() else [Path(p)]:
+        for f in sorted(x for x in Path(p).rglob("*") if x.is_file()) if Path(p).is_dir() else [Path(p)]:
             s = f.stat()
             stamp.append((str(f), s.st_mtime_ns, s.st_size))
     return tuple(stamp)

@@ -176,9 +176,10 @@ def dense_lab_blocks(frame: pl.DataFrame, n_rows: int, windows: list[tuple[str, 
         empty = n == 0
         n[empty] = np.nan  # so every mean below is NaN where the window holds nothing
         mean = np.divide(np.bincount(kk, vv, cells), n, out=out["mean"])
-        tmean = np.bincount(kk, t1, cells)
+        # bincount of no events returns integers even with weights: cast, or the in-place divisions fail
+        tmean = np.bincount(kk, t1, cells).astype(np.float64, copy=False)
         tmean /= n
-        var = np.bincount(kk, t1 * t1, cells)
+        var = np.bincount(kk, t1 * t1, cells).astype(np.float64, copy=False)
         var /= n
         var -= tmean * tmean
         slope = np.divide(np.bincount(kk, t1 * vv, cells), n, out=out["slope"])

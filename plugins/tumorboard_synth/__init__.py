@@ -40,6 +40,9 @@ class SynthOptions:
     spacing: tuple[float, float, float] = (1.25, 1.25, 2.5)
     dicom_fraction: float = 0.1
     rna_genes: int = 2000
+    # the EHR is always written as OMOP CDM; "meds" and "fhir" add the same records as a MEDS dataset
+    # (meds/) and FHIR R4 bundles (fhir/), converted from those OMOP tables by tumorboard_ehr's writers
+    ehr_formats: tuple[str, ...] = ("omop",)
 
 
 class _TableSink:
@@ -106,6 +109,9 @@ def generate(
     options = options or SynthOptions()
     if options.patients < 1:
         raise ValueError(f"patients must be at least 1, got {options.patients}")
+    unknown = set(options.ehr_formats) - {"omop", "meds", "fhir"}
+    if unknown:
+        raise ValueError(f"ehr_formats {sorted(unknown)}: choose from omop, meds, fhir")
     out = Path(out).resolve()
     with staged_directory(out, overwrite, "synthetic cohort") as staged:
         _generate_into(staged.path, options, progress or (lambda done, total: None))
@@ -174,11 +180,27 @@ def _generate_into(stage: Path, o: SynthOptions, progress: Callable[[int, int], 
         s.close()
     omop.concept_table().write_csv(stage / "omop" / "concept.csv", date_format="%Y-%m-%d")
     omop.concept_table().write_parquet(stage / "omop" / "concept.parquet")
+    if {"meds", "fhir"} & set(o.ehr_formats):
+        _write_other_ehr_formats(stage, o)
     if o.images:
         pl.DataFrame(manifest_rows).write_csv(stage / "imaging" / "manifest.csv")
         if dicom_rows:
             pl.DataFrame(dicom_rows).write_csv(stage / "imaging" / "manifest_dicom.csv")
     (stage / "ground_truth.json").write_text(json.dumps(_summary(o, truth), indent=2) + "\n", encoding="utf-8")
+
+
+def _write_other_ehr_formats(stage: Path, o: SynthOptions) -> None:
+    """The OMOP records again as MEDS and/or FHIR, through the EHR plugin's own converters."""
+    from tumorboard_ehr.events import read_omop
+    from tumorboard_ehr.fhir import write_fhir
+    from tumorboard_ehr.meds import write_meds
+
+    source = read_omop(stage / "omop", "person_source_value")
+    concepts = omop.concept_table()
+    if "meds" in o.ehr_formats:
+        write_meds(source, concepts, stage / "meds", dataset_name=f"tumorboard-synth seed {o.seed}", seed=o.seed)
+    if "fhir" in o.ehr_formats:
+        write_fhir(source, concepts, stage / "fhir")
 
 
 def _clinical_baseline(rng: np.random.Generator, p: dict, ids: list[str]) -> pl.DataFrame:
@@ -240,7 +262,8 @@ def _summary(o: SynthOptions, truth: _Truth) -> dict:
         "seed": o.seed,
         "patients": o.patients,
         "options": {"images": o.images, "confounded": o.confounded, "image_size": list(o.image_size),
-                    "spacing": list(o.spacing), "dicom_fraction": o.dicom_fraction, "rna_genes": o.rna_genes},
+                    "spacing": list(o.spacing), "dicom_fraction": o.dicom_fraction, "rna_genes": o.rna_genes,
+                    "ehr_formats": list(o.ehr_formats)},
         "oracle": {
             "auroc": round(float(roc_auc_score(response, prob)) if len(set(response)) == 2 else float("nan"), 4),
             "c_index": round(harrell_c(time[:m], event[:m], xi[:m]), 4),

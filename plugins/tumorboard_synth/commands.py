@@ -54,6 +54,7 @@ def register_commands(app: typer.Typer, kit: CommandKit) -> None:
         confounded: Annotated[bool, typer.Option(help="Assign treatment as observational data would (by EGFR and ECOG).")] = False,
         image_size: Annotated[str, typer.Option(help="Volume size x,y,z in voxels.")] = "64,64,32",
         rna_genes: Annotated[int, typer.Option(min=100, help="Genes in the RNA matrix.")] = 2000,
+        ehr: Annotated[str, typer.Option(help="EHR formats, comma-separated: omop (always), meds, fhir.")] = "omop",
         overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     ) -> None:
@@ -66,8 +67,12 @@ def register_commands(app: typer.Typer, kit: CommandKit) -> None:
         except ValueError:
             kit.err.print(f"[red]error:[/red] --image-size {image_size!r}: give three sizes of at least 8, e.g. 64,64,32")
             raise typer.Exit(2) from None
+        formats = tuple(dict.fromkeys(["omop", *(f.strip().lower() for f in ehr.split(",") if f.strip())]))
+        if set(formats) - {"omop", "meds", "fhir"}:
+            kit.err.print(f"[red]error:[/red] --ehr {ehr!r}: choose from omop, meds, fhir (comma-separated)")
+            raise typer.Exit(2)
         options = SynthOptions(patients=patients, seed=seed, images=images, confounded=confounded,
-                               image_size=size, rna_genes=rna_genes)  # type: ignore[arg-type]
+                               image_size=size, rna_genes=rna_genes, ehr_formats=formats)  # type: ignore[arg-type]
         try:
             path = _synth(kit, out_dir, options, overwrite, quiet)
         except TumorboardError as error:

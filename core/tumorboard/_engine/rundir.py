@@ -34,7 +34,7 @@ from .errors import RunError
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 STAGING_MARK = ".tumorboard-staging"
-Kind = Literal["run", "synthetic cohort"]
+Kind = Literal["run", "synthetic cohort", "converted dataset"]
 
 
 # --- writing -----------------------------------------------------------------

@@ -32,8 +32,9 @@ class Fold:
     label: str = ""
 
 
+# MEDS datasets' metadata/subject_splits.parquet says train / tuning / held_out
 SPLIT_WORDS = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
-               "valid": "validation", "test": "test", "testing": "test"}
+               "valid": "validation", "tuning": "validation", "test": "test", "testing": "test", "held_out": "test"}
 
 
 def _check_strata(strata: np.ndarray, names: list[str], folds: int, what: str,
@@ -111,6 +112,11 @@ def by_site(cohort: Cohort, test_sites: list[str]) -> list[Fold]:
 
 
 def read_split_file(path: Path, cohort: Cohort, id_column: str) -> tuple[str, ...]:
+    """Each cohort patient's fold or split label from a file keyed by the cohort's id column (or by
+    ``subject_id``, as a MEDS dataset's subject_splits.parquet is, where the cohort's ids are subject ids)."""
+    frame = read_table(path)
+    if id_column not in frame.columns and "subject_id" in frame.columns:
+        id_column = "subject_id"
     frame = read_table(path, id_column)
     column = next((c for c in ("fold", "split") if c in frame.columns), None)
     if column is None:
