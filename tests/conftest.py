@@ -63,7 +63,7 @@ def quickstart(tmp_path: Path) -> Path:
 # The omics autoencoder's kit runs on two configurations: the plain one stays in the default suite,
 # the variational, supervised one with an output head (ids ending in 1]) joins the slow pass.
 HEAVY_KIT_CHECKS = ("[imaging.cnn-check_", "[fusion.attention-check_")
-HEAVY_SECOND_CONFIGURATION = ("[omics.autoencoder-check_",)
+HEAVY_SECOND_CONFIGURATION = ("[omics.autoencoder-check_", "[pathology.slides-check_")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -9,7 +9,7 @@ in a subprocess; CI also checks a real light venv (docs/plugins.md).
 import sys
 
 OPTIONAL = ("jax", "flax", "optax", "SimpleITK", "skimage", "nibabel", "isal", "shap", "matplotlib", "sksurv",
-            "optuna", "ray")
+            "optuna", "ray", "h5py", "meds", "fhir")
 
 for name in OPTIONAL:
     sys.modules[name] = None

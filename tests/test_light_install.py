@@ -29,6 +29,7 @@ def test_plugins_lists_families_it_cannot_load_with_their_install_command():
     assert hints["fusion.attention"] == 'pip install "tumorboard[neural]"'
     assert hints["model.coxnet"] == 'pip install "tumorboard[survival]"'
     assert hints["explain.shap"] == 'pip install "tumorboard[explain]"'
+    assert hints["pathology.slides"] == 'pip install "tumorboard[pathology]"'
     # what needs only the core stays usable
     assert {"model.logistic", "model.gbm"} <= set(data["components"]["model"])
     assert {"tabular.file", "ehr.polars", "omics.pca"} <= set(data["components"]["modality"])

@@ -29,7 +29,8 @@ def main() -> int:
                                        check=True).stdout)
     hints = {c: row["install"] for row in listed["unavailable"] for c in row["components"]}
     for component, extra in [("imaging.radiomics", "imaging"), ("omics.autoencoder", "omics"),
-                             ("model.coxnet", "survival"), ("explain.shap", "explain"), ("report.cohort", "report")]:
+                             ("model.coxnet", "survival"), ("explain.shap", "explain"), ("report.cohort", "report"),
+                             ("pathology.slides", "pathology")]:
         assert hints.get(component) == f'pip install "tumorboard[{extra}]"', (component, hints.get(component))
     print(f"unavailable here, with their install commands: {', '.join(sorted(hints))}")
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tumorboard.api import DataError
+from tumorboard.api import DataError, parallel_map
 
 from .coded import CODE_TABLE, CODED_EVENTS, OMOP_SYSTEM, coded_source, system_of, vocabulary_of
 from .events import Source
@@ -45,6 +45,7 @@ from .events import Source
 CONVERTED = ("Patient", "Condition", "MedicationRequest", "MedicationStatement", "Procedure", "Observation",
              "DiagnosticReport", "DocumentReference")
 MEASUREMENT_CATEGORIES = {"laboratory", "vital-signs"}
+PART_FILES = 100  # files per task of a parallel read
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
@@ -56,31 +57,35 @@ def _model(resource_type: str):
     return get_fhir_model_class(resource_type)
 
 
-def resources(folder: Path, not_fhir: list[Path]) -> Iterator[tuple[Path, str, dict]]:
-    """(file, where in it, resource) for every resource in the folder's .json Bundles and .ndjson files;
-    .json files that hold no FHIR resource (a manifest) are added to ``not_fhir``."""
+def fhir_files(folder: Path) -> list[Path]:
+    """The folder's .json (Bundle or single resource) and .ndjson files, at any depth, in a stable order."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".json", ".ndjson"))
     if not files:
         raise DataError(f"{folder}: no .json (Bundle) or .ndjson files; a FHIR input is a folder of those")
-    for path in files:
-        if path.suffix.lower() == ".ndjson":
-            with open(path, encoding="utf-8") as fh:
-                for line_no, line in enumerate(fh, 1):
-                    if line.strip():
-                        yield path, f"line {line_no}", _parse(line, path, f"line {line_no}")
-            continue
-        document = _parse(path.read_text(encoding="utf-8"), path, "the file", strict=False)
-        if "resourceType" not in document:
-            not_fhir.append(path)
-        elif document.get("resourceType") == "Bundle":
-            for k, entry in enumerate(document.get("entry") or [], 1):
-                resource = entry.get("resource") if isinstance(entry, dict) else None
-                if isinstance(resource, dict):
-                    if entry.get("fullUrl"):
-                        resource = {**resource, "_fullUrl": entry["fullUrl"]}
-                    yield path, f"entry {k}", resource
-        else:
-            yield path, "the file", document
+    return files
+
+
+def file_resources(path: Path, not_fhir: list[Path]) -> Iterator[tuple[str, dict]]:
+    """(where in the file, resource) for every resource of one .json Bundle or .ndjson file; a .json
+    file that holds no FHIR resource (a manifest) is added to ``not_fhir``."""
+    if path.suffix.lower() == ".ndjson":
+        with open(path, encoding="utf-8") as fh:
+            for line_no, line in enumerate(fh, 1):
+                if line.strip():
+                    yield f"line {line_no}", _parse(line, path, f"line {line_no}")
+        return
+    document = _parse(path.read_text(encoding="utf-8"), path, "the file", strict=False)
+    if "resourceType" not in document:
+        not_fhir.append(path)
+    elif document.get("resourceType") == "Bundle":
+        for k, entry in enumerate(document.get("entry") or [], 1):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(resource, dict):
+                if entry.get("fullUrl"):
+                    resource = {**resource, "_fullUrl": entry["fullUrl"]}
+                yield f"entry {k}", resource
+    else:
+        yield "the file", document
 
 
 def _parse(text: str, path: Path, where: str, strict: bool = True) -> dict:
@@ -153,70 +158,97 @@ def _attachment_text(attachments: list) -> str | None:
     return "\n".join(texts) or None
 
 
-def read_fhir(folder: Path, identifier_system: str | None, code_domains: dict[str, str]) -> tuple[Source, dict[str, int]]:
-    """Read every resource of the folder into the loader's Source (and each code's concept number)."""
+def _read_part(paths: list[str], identifier_system: str | None) -> tuple[dict, list, dict, Counter, list]:
+    """Validate and convert the resources of some files (one task of a parallel read)."""
     patients: dict[str, tuple[str, float | None, int | None]] = {}  # reference -> (patient id, female, birth year)
     rows: list[tuple] = []
     codes: dict[str, tuple[str | None, int | None]] = {}
     ignored: Counter[str] = Counter()
-    files: set[Path] = set()
     not_fhir: list[Path] = []
-    for path, entry, resource in resources(folder, not_fhir):
-        files.add(path)
-        kind = resource["resourceType"]
-        if kind not in CONVERTED:
-            ignored[kind] += 1
-            continue
-        _validate(resource, path, entry)
-        if kind == "Patient":
-            pid = resource.get("id")
-            if identifier_system:
-                pid = next((i.get("value") for i in resource.get("identifier") or []
-                            if isinstance(i, dict) and i.get("system") == identifier_system), None)
-            if not pid:
-                raise DataError(f"{path}: {entry}: Patient without an "
-                                f"{'identifier in ' + identifier_system if identifier_system else 'id'}")
-            gender = resource.get("gender")
-            female = 1.0 if gender == "female" else 0.0 if gender == "male" else None
-            birth = resource.get("birthDate")
-            record = (str(pid), female, int(birth[:4]) if birth else None)
-            for ref in (f"Patient/{resource.get('id')}", resource.get("_fullUrl")):
-                if ref:
-                    patients[ref] = record
-            continue
-        ref = _patient_ref(resource)
-        if kind in ("DiagnosticReport", "DocumentReference"):
-            text = _attachment_text(resource.get("presentedForm") or []) if kind == "DiagnosticReport" else \
-                _attachment_text([c.get("attachment") for c in resource.get("content") or [] if isinstance(c, dict)])
-            text = text or resource.get("conclusion")
-            day = _first(resource, "effectiveDateTime", "effectivePeriod.start", "issued", "date", "context.period.start")
-            if text and day:
-                rows.append((ref, _date(day), "NOTE", None, None, text, "note"))
-            continue
-        concept = resource.get("medicationCodeableConcept") if kind.startswith("Medication") else resource.get("code")
-        coded = _coding(concept)
-        if coded is None:
-            continue
-        code, description, omop_id = coded
-        codes.setdefault(code, (description, omop_id))
-        value = unit = text = None
-        if kind == "Condition":
-            domain, day = "condition", _first(resource, "onsetDateTime", "onsetPeriod.start", "recordedDate")
-        elif kind == "MedicationRequest":
-            domain, day = "drug", _first(resource, "authoredOn")
-        elif kind == "MedicationStatement":
-            domain, day = "drug", _first(resource, "effectiveDateTime", "effectivePeriod.start", "dateAsserted")
-        elif kind == "Procedure":
-            domain, day = "procedure", _first(resource, "performedDateTime", "performedPeriod.start")
-        else:  # Observation
-            categories = {c.get("code") for cat in resource.get("category") or [] for c in cat.get("coding") or []}
-            domain = "measurement" if categories & MEASUREMENT_CATEGORIES else "observation"
-            day = _first(resource, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
-            quantity = resource.get("valueQuantity") or {}
-            value, unit = quantity.get("value"), quantity.get("unit") or quantity.get("code")
-            text = resource.get("valueString")
-        if day:
-            rows.append((ref, _date(day), code, None if value is None else float(value), unit, text, domain))
+    for path in map(Path, paths):
+        for entry, resource in file_resources(path, not_fhir):
+            kind = resource["resourceType"]
+            if kind not in CONVERTED:
+                ignored[kind] += 1
+                continue
+            _validate(resource, path, entry)
+            if kind == "Patient":
+                pid = resource.get("id")
+                if identifier_system:
+                    pid = next((i.get("value") for i in resource.get("identifier") or []
+                                if isinstance(i, dict) and i.get("system") == identifier_system), None)
+                if not pid:
+                    raise DataError(f"{path}: {entry}: Patient without an "
+                                    f"{'identifier in ' + identifier_system if identifier_system else 'id'}")
+                gender = resource.get("gender")
+                female = 1.0 if gender == "female" else 0.0 if gender == "male" else None
+                birth = resource.get("birthDate")
+                record = (str(pid), female, int(birth[:4]) if birth else None)
+                for ref in (f"Patient/{resource.get('id')}", resource.get("_fullUrl")):
+                    if ref:
+                        patients[ref] = record
+                continue
+            row = _event(resource, kind, codes)
+            if row is not None:
+                rows.append(row)
+    return patients, rows, codes, ignored, not_fhir
+
+
+def _event(resource: dict, kind: str, codes: dict) -> tuple | None:
+    """One converted resource as (patient reference, date, code, value, unit, text, domain)."""
+    ref = _patient_ref(resource)
+    if kind in ("DiagnosticReport", "DocumentReference"):
+        text = _attachment_text(resource.get("presentedForm") or []) if kind == "DiagnosticReport" else \
+            _attachment_text([c.get("attachment") for c in resource.get("content") or [] if isinstance(c, dict)])
+        text = text or resource.get("conclusion")
+        day = _first(resource, "effectiveDateTime", "effectivePeriod.start", "issued", "date", "context.period.start")
+        return (ref, _date(day), "NOTE", None, None, text, "note") if text and day else None
+    concept = resource.get("medicationCodeableConcept") if kind.startswith("Medication") else resource.get("code")
+    coded = _coding(concept)
+    if coded is None:
+        return None
+    code, description, omop_id = coded
+    codes.setdefault(code, (description, omop_id))
+    value = unit = text = None
+    if kind == "Condition":
+        domain, day = "condition", _first(resource, "onsetDateTime", "onsetPeriod.start", "recordedDate")
+    elif kind == "MedicationRequest":
+        domain, day = "drug", _first(resource, "authoredOn")
+    elif kind == "MedicationStatement":
+        domain, day = "drug", _first(resource, "effectiveDateTime", "effectivePeriod.start", "dateAsserted")
+    elif kind == "Procedure":
+        domain, day = "procedure", _first(resource, "performedDateTime", "performedPeriod.start")
+    else:  # Observation
+        categories = {c.get("code") for cat in resource.get("category") or [] for c in cat.get("coding") or []}
+        domain = "measurement" if categories & MEASUREMENT_CATEGORIES else "observation"
+        day = _first(resource, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
+        quantity = resource.get("valueQuantity") or {}
+        value, unit = quantity.get("value"), quantity.get("unit") or quantity.get("code")
+        text = resource.get("valueString")
+    return (ref, _date(day), code, None if value is None else float(value), unit, text, domain) if day else None
+
+
+def read_fhir(folder: Path, identifier_system: str | None, code_domains: dict[str, str]) -> tuple[Source, dict[str, int]]:
+    """Read every resource of the folder into the loader's Source (and each code's concept number).
+
+    Validation is most of the cost (about 0.25 ms a resource): files are read in
+    parts on the run's executor (worker processes when the run has them).
+    """
+    files = fhir_files(folder)
+    parts = parallel_map(_read_part, [([str(p) for p in files[lo:lo + PART_FILES]], identifier_system)
+                                      for lo in range(0, len(files), PART_FILES)])
+    patients: dict[str, tuple[str, float | None, int | None]] = {}
+    rows: list[tuple] = []
+    codes: dict[str, tuple[str | None, int | None]] = {}
+    ignored: Counter[str] = Counter()
+    not_fhir: list[Path] = []
+    for part_patients, part_rows, part_codes, part_ignored, part_not_fhir in parts:
+        patients.update(part_patients)
+        rows += part_rows
+        for code, value in part_codes.items():
+            codes.setdefault(code, value)
+        ignored.update(part_ignored)
+        not_fhir += part_not_fhir
     if not_fhir:
         ignored[f".json file(s) without a FHIR resource (e.g. {not_fhir[0].name})"] = len(not_fhir)
     unknown_refs = {r[0] for r in rows} - set(patients)
@@ -241,7 +273,7 @@ def read_fhir(folder: Path, identifier_system: str | None, code_domains: dict[st
     persons = pl.DataFrame(list({rec[0]: rec for rec in patients.values()}.values()), orient="row",
                            schema={"patient_id": pl.String, "female": pl.Float64, "year_of_birth": pl.Int32})
     code_table = pl.DataFrame([(c, d, o, None) for c, (d, o) in codes.items()], orient="row", schema=CODE_TABLE)
-    return coded_source(events.cast(CODED_EVENTS), persons, code_table, sorted(files), report, code_domains)
+    return coded_source(events.cast(CODED_EVENTS), persons, code_table, files, report, code_domains)
 
 
 # --- writing -------------------------------------------------------------------------------------------------------

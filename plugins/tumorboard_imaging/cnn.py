@@ -10,7 +10,7 @@ from typing import Any, Literal, Self
 import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from tumorboard.api import Attribution, ComponentError, DataError, FeatureBlock, Target, train_settings, training_options
+from tumorboard.api import Attribution, ComponentError, DataError, FeatureBlock, Target, training_options
 
 from .modality import ImagingInputs, ImagingSource
 from .preprocess import Preparation, prepare, unusable, warn_unusable
@@ -272,7 +272,7 @@ class ImagingCNN(ImagingSource):
         import jax
         import jax.numpy as jnp
 
-        from tumorboard_neural import fit_adamw, head_loss, params_to_bytes, split_validation
+        from tumorboard_neural import fit_network, head_loss
 
         if len(ids) != len(y):
             raise ComponentError(f"{self.name}: fit() got {len(ids)} ids but {len(y)} target values")
@@ -295,15 +295,8 @@ class ImagingCNN(ImagingSource):
             _, head = net.apply({"params": params}, images)
             return head_loss(self.kind_, head, target_b, event_b, jnp.ones(images.shape[0]))
 
-        rows = np.flatnonzero(present)
-        fit_rows, val_rows = split_validation(rows, o.validation_fraction, self.seed)
         take = lambda r: (x[r], target[r], event[r])  # noqa: E731
-        params, history = fit_adamw(params, loss_fn, take(fit_rows), take(val_rows) if len(val_rows) else None,
-                                    train_settings(o), self.seed)
-        self.params_ = params_to_bytes(params)
-        self.best_epoch_ = int(history["best_epoch"])
-        self.epochs_run_ = len(history["train"])
-        self._params = params
+        fit_network(self, params, loss_fn, take, np.flatnonzero(present), o)
         return self
 
     def set_state(self, state: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from tumorboard.api import TrainSettings
+from tumorboard.api import TrainSettings, train_settings
 
 
 def cox_loss(risk: jnp.ndarray, time: jnp.ndarray, event: jnp.ndarray, weight: jnp.ndarray) -> jnp.ndarray:
@@ -133,6 +133,27 @@ def split_validation(rows: np.ndarray, fraction: float, seed: int, minimum: int 
     shuffled = np.random.default_rng(seed).permutation(rows)
     n_val = int(round(fraction * len(rows))) if len(rows) >= minimum else 0
     return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
+
+
+def fit_network(component: Any, params: Any, loss_fn: Callable, take: Callable[[np.ndarray], Any], rows: np.ndarray,
+                options: Any) -> dict[str, Any]:
+    """Train a component's network on ``rows`` and keep the result on it.
+
+    Carves the validation rows (``options.validation_fraction``) off ``rows``,
+    trains with ``fit_adamw`` on ``take(rows)`` batches' data under the
+    options' training settings and the component's seed, and sets the fitted
+    state every network component saves: ``params_`` (msgpack bytes),
+    ``best_epoch_``, ``epochs_run_`` (and ``_params``, the live parameters).
+    Returns the training history.
+    """
+    fit_rows, val_rows = split_validation(rows, options.validation_fraction, component.seed)
+    params, history = fit_adamw(params, loss_fn, take(fit_rows), take(val_rows) if len(val_rows) else None,
+                                train_settings(options), component.seed)
+    component.params_ = params_to_bytes(params)
+    component.best_epoch_ = int(history["best_epoch"])
+    component.epochs_run_ = len(history["train"])
+    component._params = params
+    return history
 
 
 def integrated_gradients(fn: Callable[[Any], jnp.ndarray], x: Any, baseline: Any | None = None,

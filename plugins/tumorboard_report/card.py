@@ -145,6 +145,9 @@ def _saliency(run: RunFiles, patient: str) -> str:
                 parts.setdefault(modality, {})[part] = stored[key]
     out = ""
     for modality, arrays in parts.items():
+        if "tile_attention" in arrays:
+            out += _tiles(modality, arrays)
+            continue
         image, saliency, mask = arrays["image"], arrays["saliency"], arrays.get("mask")
         fig, ax = figure(4.4, 4.4)
         ax.imshow(image, cmap="gray")
@@ -164,6 +167,20 @@ def _saliency(run: RunFiles, patient: str) -> str:
             "input" + (f" and {fmt(support, 2)} of the voxels that can carry attribution (those that differ from "
                        "the reference image)" if np.isfinite(support) else "") + ".</p></div>")
     return f"<div class=\"grid\">{out}</div>" if out else ""
+
+
+def _tiles(modality: str, arrays: dict[str, np.ndarray]) -> str:
+    """A slide modality's most-attended tiles: where they are, and how much of the attention each drew."""
+    weights = arrays["tile_attention"]
+    rows = [[str(k + 1), str(int(arrays["tile_slide"][k])), fmt(float(arrays["tile_x"][k]), 0),
+             fmt(float(arrays["tile_y"][k]), 0), fmt(float(w), 3)] for k, w in enumerate(weights)]
+    total = arrays.get("tile_count")
+    count = int(total) if total is not None and np.isfinite(total) else None
+    return ("<div>" + table(["rank", "slide", "x (px)", "y (px)", "attention"], rows) +
+            f"<p class=\"note\">{html.escape(modality)}: the tiles the attention pool weighted most for this patient "
+            f"(slide: its place among the patient's slides in the manifest; x, y: the tile's level-0 pixel "
+            f"position). Together they drew {fmt(float(weights.sum()), 2)} of the patient's attention"
+            + (f", spread over {count} tiles" if count else "") + ".</p></div>")
 
 
 def patient_card(folder: Path, patient: str, out: Path | None = None, overwrite: bool = False) -> Path:
@@ -187,7 +204,7 @@ def patient_card(folder: Path, patient: str, out: Path | None = None, overwrite:
         ("Where this patient sits in the cohort", _position(scores, value, run.task)),
         ("Top contributing features", _contributions(run, patient)),
         ("Modalities and missing data", _modalities(run, patient)),
-        ("Imaging saliency", _saliency(run, patient)),
+        ("Imaging saliency and attended tiles", _saliency(run, patient)),
     ]
     text = page(f"Patient card, reference {ref}",
                 f"run {name}; the reference is keyed with this run's secret and cannot be traced to the study id "

@@ -20,7 +20,7 @@ import polars as pl
 from sklearn.metrics import roc_auc_score
 
 from tumorboard.api import TumorboardWarning, harrell_c, staged_directory
-from . import imaging, model, omics, omop
+from . import imaging, model, omics, omop, slides
 from . import params as P
 
 CHUNK = 2000  # fixed: part of what a seed means
@@ -43,6 +43,9 @@ class SynthOptions:
     # the EHR is always written as OMOP CDM; "meds" and "fhir" add the same records as a MEDS dataset
     # (meds/) and FHIR R4 bundles (fhir/), converted from those OMOP tables by tumorboard_ehr's writers
     ehr_formats: tuple[str, ...] = ("omop",)
+    # whole-slide tile embeddings (pathology/slides/*.h5 and pathology/manifest.csv): EGFR-mutant
+    # tumours carry a planted morphology in a few tiles (slides.py); which tiles: ground_truth_tiles.parquet
+    slides: bool = False
 
 
 class _TableSink:
@@ -133,6 +136,8 @@ def _generate_into(stage: Path, o: SynthOptions, progress: Callable[[int, int], 
     truth = _Truth()
     manifest_rows: list[dict] = []
     dicom_rows: list[dict] = []
+    slide_rows: list[dict] = []
+    tile_truth: list[dict] = []
     done = 0
     for chunk, start in enumerate(range(0, o.patients, CHUNK)):
         n = min(CHUNK, o.patients - start)
@@ -160,6 +165,10 @@ def _generate_into(stage: Path, o: SynthOptions, progress: Callable[[int, int], 
                     continue
                 volume_mm3[j] = _write_scans(stage, o, p, out_, j, ids[j], manifest_rows, dicom_rows)
                 progress(done + j + 1, o.patients)
+        if o.slides:
+            rows, truth_rows = slides.build(np.random.default_rng([seed, chunk, 7]), seed, ids, p["mutations"]["EGFR"], stage)
+            slide_rows += rows
+            tile_truth += truth_rows
         sink("ground_truth", stage / "ground_truth", ("parquet",)).add(pl.DataFrame({
             "patient_id": ids,
             "true_response_probability": out_["prob"], "p_chemo": out_["p_chemo"], "p_targeted": out_["p_targeted"],
@@ -180,6 +189,9 @@ def _generate_into(stage: Path, o: SynthOptions, progress: Callable[[int, int], 
         s.close()
     omop.concept_table().write_csv(stage / "omop" / "concept.csv", date_format="%Y-%m-%d")
     omop.concept_table().write_parquet(stage / "omop" / "concept.parquet")
+    if o.slides:
+        pl.DataFrame(slide_rows).write_csv(stage / "pathology" / "manifest.csv")
+        pl.DataFrame(tile_truth).write_parquet(stage / "ground_truth_tiles.parquet")
     if {"meds", "fhir"} & set(o.ehr_formats):
         _write_other_ehr_formats(stage, o)
     if o.images:
@@ -263,7 +275,7 @@ def _summary(o: SynthOptions, truth: _Truth) -> dict:
         "patients": o.patients,
         "options": {"images": o.images, "confounded": o.confounded, "image_size": list(o.image_size),
                     "spacing": list(o.spacing), "dicom_fraction": o.dicom_fraction, "rna_genes": o.rna_genes,
-                    "ehr_formats": list(o.ehr_formats)},
+                    "ehr_formats": list(o.ehr_formats), "slides": o.slides},
         "oracle": {
             "auroc": round(float(roc_auc_score(response, prob)) if len(set(response)) == 2 else float("nan"), 4),
             "c_index": round(harrell_c(time[:m], event[:m], xi[:m]), 4),
@@ -288,6 +300,8 @@ def _summary(o: SynthOptions, truth: _Truth) -> dict:
                 "targeted_x_KRAS": "omics/mutation.KRAS x outcomes.treatment",
                 "log_volume_z": "tumour volume in imaging/mask_baseline",
                 "heterogeneity_z": "texture inside the tumour in imaging/ct_baseline",
+                "EGFR_morphology": "with slides: a few tiles of EGFR-mutant patients' slides (pathology/); "
+                                   "which ones: ground_truth_tiles.parquet",
             },
             "treatment_arms": list(P.ARMS),
             "treatment_assignment": ({"confounded_logit": P.CONFOUNDED_LOGIT} if o.confounded

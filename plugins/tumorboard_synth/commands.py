@@ -55,6 +55,7 @@ def register_commands(app: typer.Typer, kit: CommandKit) -> None:
         image_size: Annotated[str, typer.Option(help="Volume size x,y,z in voxels.")] = "64,64,32",
         rna_genes: Annotated[int, typer.Option(min=100, help="Genes in the RNA matrix.")] = 2000,
         ehr: Annotated[str, typer.Option(help="EHR formats, comma-separated: omop (always), meds, fhir.")] = "omop",
+        slides: Annotated[bool, typer.Option(help="Write whole-slide tile embeddings (.h5 bags) with planted tiles.")] = False,
         overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     ) -> None:
@@ -72,7 +73,7 @@ def register_commands(app: typer.Typer, kit: CommandKit) -> None:
             kit.err.print(f"[red]error:[/red] --ehr {ehr!r}: choose from omop, meds, fhir (comma-separated)")
             raise typer.Exit(2)
         options = SynthOptions(patients=patients, seed=seed, images=images, confounded=confounded,
-                               image_size=size, rna_genes=rna_genes, ehr_formats=formats)  # type: ignore[arg-type]
+                               image_size=size, rna_genes=rna_genes, ehr_formats=formats, slides=slides)  # type: ignore[arg-type]
         try:
             path = _synth(kit, out_dir, options, overwrite, quiet)
         except TumorboardError as error:
