@@ -164,7 +164,7 @@ def _answers(f: RunFacts) -> dict[str, str]:
               "saved for external validation.")
     inputs = f.provenance.get("inputs_sha256", {})
     a["5a"] = ("Outcomes table " + f"`{Path(str(f.cohort.get('outcomes', ''))).name}`; data sources by modality: "
-               + "; ".join(f"{x['name']}: {x['plugin']}" for x in modalities)
+               + "; ".join(f"{x['name']}: {x['plugin']}{_input_format(x.get('options', {}))}" for x in modalities)
                + f". {len(inputs)} input file(s), each identified by its SHA-256 in provenance.json.")
     if spec.get("treatment"):
         t = spec["treatment"]
@@ -344,3 +344,14 @@ class ModelCard(Reporter):
 
 
 __all__ = ["ITEMS", "ModelCard", "TripodReport", "checklist"]
+
+
+# the option that names a modality's input, and the standard it is in
+INPUT_FORMATS = {"omop_dir": "OMOP CDM", "meds_dir": "MEDS", "fhir_dir": "FHIR R4", "events": "long event table",
+                 "manifest": "manifest of files"}
+
+
+def _input_format(options: dict) -> str:
+    found = [label for key, label in INPUT_FORMATS.items() if options.get(key)]
+    return f" ({', '.join(found)})" if found else ""
+
