@@ -187,12 +187,13 @@ def test_a_folder_without_meds_data_is_named(tmp_path):
 def test_foreign_meds_codes_get_domains_by_prefix_and_labs_keep_their_unit_conversion(tmp_path):
     # a MEDS dataset written by another ETL: MIMIC-style codes, no omop_concept_id, a unit column
     rows = pl.DataFrame({
-        "subject_id": [1, 1, 1, 1, 1, 2, 2, 2],
-        "time": [None, "2019-06-01", "2019-06-02", "2019-06-03", "2020-01-01", "2019-05-01", "2019-05-02", "2020-01-01"],
+        "subject_id": [1, 1, 1, 1, 1, 2, 2, 2, 2],
+        "time": [None, "2019-06-01", "2019-06-02", "2019-06-03", "2020-01-01", "1960-01-01", "2019-05-01", "2019-05-02",
+                 "2020-01-01"],
         "code": ["GENDER//F", "DIAGNOSIS//ICD//10//C34", "LOINC/2160-0", "MEDICATION//pemetrexed", "INDEX",
-                 "LOINC/2160-0", "PROCEDURE//biopsy", "INDEX"],
-        "numeric_value": [None, None, 88.4, None, None, 1.1, None, None],
-        "unit": [None, None, "umol/L", None, None, "mg/dL", None, None],
+                 "SEX/male", "LOINC/2160-0", "PROCEDURE//biopsy", "INDEX"],
+        "numeric_value": [None, None, 88.4, None, None, None, 1.1, None, None],
+        "unit": [None, None, "umol/L", None, None, None, "mg/dL", None, None],
     }).with_columns(pl.col("time").str.to_datetime("%Y-%m-%d"), pl.col("numeric_value").cast(pl.Float32))
     (tmp_path / "m" / "data").mkdir(parents=True)
     rows.write_parquet(tmp_path / "m" / "data" / "0.parquet")
@@ -206,6 +207,9 @@ def test_foreign_meds_codes_get_domains_by_prefix_and_labs_keep_their_unit_conve
     last = next(c for c in r.columns if c.startswith("measurement:LOINC/2160-0:last@all"))
     assert r.matrix[r.row_of["1"], r.columns.index(last)] == pytest.approx(1.0, rel=1e-5)
     assert r.matrix[r.row_of["1"], r.columns.index("sex_female")] == 1.0
+    # a sex code with a time (some ETLs put it at birth) is the sex too, not an event
+    assert r.matrix[r.row_of["2"], r.columns.index("sex_female")] == 0.0
+    assert not any("SEX/male" in c for c in r.columns)
     with pytest.raises(DataError, match=r"index_codes \['NOPE'\] do not occur"):
         EhrPolars(meds_dir=tmp_path / "m", index_codes=["NOPE"])._raw()
 
@@ -236,6 +240,11 @@ def _fhir_patient(folder: Path, extra: list[dict]) -> Path:
         {"resourceType": "DiagnosticReport", "id": "d1", "status": "final", "subject": ref, "issued": "2019-03-02T00:00:00Z",
          "code": {"text": "pathology"},
          "presentedForm": [{"contentType": "text/plain", "data": base64.b64encode(b"Adenocarcinoma, EGFR mutated.").decode()}]},
+        {"resourceType": "Observation", "id": "o3", "status": "final", "subject": ref, "effectiveDateTime": "2019-02-01",
+         "category": [{"coding": [{"code": "social-history"}]}],
+         "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2", "display": "Tobacco smoking status"}]},
+         "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "266919005",
+                                              "display": "Never smoker"}]}},
         {"resourceType": "Encounter", "id": "e1", "status": "finished", "class": {"code": "AMB"}, "subject": ref},
         {"resourceType": "Procedure", "id": "p1", "status": "completed", "subject": ref, "performedDateTime": "2020-01-01",
          "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "INDEX"}]}},
@@ -260,6 +269,8 @@ def test_fhir_bundles_and_ndjson_become_features_and_unknown_types_are_counted(t
     assert row[r.columns.index("drug:RxNorm/1:count@all")] == 1
     assert row[r.columns.index("note:egfr:affirmed")] == 1
     assert row[r.columns.index("sex_female")] == 0
+    # a categorical value (valueCodeableConcept) is the observation's last value
+    assert row[r.columns.index("observation:Tobacco smoking status [LOINC/72166-2]:last={never smoker}@all")] == 1
     # the cohort's ids may live in an identifier
     by_identifier = EhrPolars(fhir_dir=folder, index_codes=["CPT4/INDEX"], patient_identifier_system="urn:study")._raw()
     assert by_identifier.ids == ["S-1"]
@@ -269,7 +280,7 @@ def test_an_invalid_fhir_resource_is_named_by_file_and_entry(tmp_path):
     bad = {"resourceType": "Observation", "id": "bad", "status": "final", "code": {"text": "x"},
            "subject": {"reference": "Patient/abc"}, "valueQuantity": {"value": "twelve"}}
     folder = _fhir_patient(tmp_path / "f", [bad])
-    with pytest.raises(DataError, match=r"rest\.ndjson: line 5 \(Observation bad\) is not a valid FHIR R4 resource"):
+    with pytest.raises(DataError, match=r"rest\.ndjson: line 6 \(Observation bad\) is not a valid FHIR R4 resource"):
         EhrPolars(fhir_dir=folder, index_codes=["CPT4/INDEX"])._raw()
     (folder / "rest.ndjson").write_text("{not json\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"rest\.ndjson: line 1 is not valid JSON"):

@@ -94,6 +94,13 @@ def test_several_slides_make_one_bag_and_a_patient_without_slides_is_absent(tmp_
     # standardised with the training patients' tiles only
     tiles = m._slides().features[np.concatenate([m._slides().tiles_of["A"], m._slides().tiles_of["B"]])]
     np.testing.assert_allclose(m.tile_mean_, tiles.mean(axis=0), rtol=1e-5)
+    # a fitted pool travels between processes without its caches of every tile
+    import pickle
+
+    m.transform(["A"])
+    copy = pickle.loads(pickle.dumps(m))
+    assert not {"_z", "_on_device"} & set(copy.__dict__)
+    np.testing.assert_allclose(copy.transform(["A", "B"]).values, block.values[:2])
     only_a = PathologySlides(manifest=manifest, pooling="mean").fit(["A"], Target("binary", np.array([1]), None, ("0", "1")))
     np.testing.assert_allclose(only_a.tile_mean_, m._slides().features[m._slides().tiles_of["A"]].mean(axis=0), rtol=1e-5)
 

@@ -139,6 +139,14 @@ def _coding(concept: dict | None) -> tuple[str, str | None, int | None] | None:
     return code, description, omop_id
 
 
+def _concept_text(concept: dict | None) -> str | None:
+    """A categorical value (``valueCodeableConcept``: smoking status, say) as its text or first display."""
+    if not isinstance(concept, dict):
+        return None
+    displays = [c.get("display") for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("display")]
+    return concept.get("text") or (displays[0] if displays else None)
+
+
 def _patient_ref(resource: dict) -> str | None:
     subject = resource.get("subject") or resource.get("patient")
     return subject.get("reference") if isinstance(subject, dict) else None
@@ -224,7 +232,7 @@ def _event(resource: dict, kind: str, codes: dict) -> tuple | None:
         day = _first(resource, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued")
         quantity = resource.get("valueQuantity") or {}
         value, unit = quantity.get("value"), quantity.get("unit") or quantity.get("code")
-        text = resource.get("valueString")
+        text = resource.get("valueString") or _concept_text(resource.get("valueCodeableConcept"))
     return (ref, _date(day), code, None if value is None else float(value), unit, text, domain) if day else None
 
 

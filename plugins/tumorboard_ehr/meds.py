@@ -160,13 +160,18 @@ def read_meds(root: Path, subject_ids: Path | None, code_domains: dict[str, str]
     meds = _meds()
     birth = raw.filter(pl.col("code") == meds.birth_code).group_by("patient_id").agg(
         pl.col("time").min().dt.year().cast(pl.Int32).alias("year_of_birth"))
-    static = raw.filter(pl.col("time").is_null())
-    sexes = static.select("patient_id", pl.col("code").map_elements(sex_of, return_dtype=pl.Float64).alias("female"))
-    sexes = sexes.drop_nulls("female").unique("patient_id", keep="first")
+    # sex codes: static (no time) in most ETLs, at birth in some; a code's meaning is looked up once, not per row
+    codes_seen = raw["code"].unique()
+    sex_codes = {c: v for c in codes_seen.to_list() if (v := sex_of(c)) is not None}
+    is_sex = pl.col("code").is_in(list(sex_codes))
+    sexes = (raw.filter(is_sex).sort("time", nulls_last=False)
+             .select("patient_id", pl.col("code").replace_strict(sex_codes, return_dtype=pl.Float64).alias("female"))
+             .unique("patient_id", keep="first", maintain_order=True))
     persons = (raw.select("patient_id").unique().join(birth, on="patient_id", how="left")
                .join(sexes, on="patient_id", how="left"))
-    timed = raw.filter(pl.col("time").is_not_null() & ~pl.col("code").is_in([meds.birth_code, meds.death_code]))
-    other_static = static.filter(pl.col("code").map_elements(sex_of, return_dtype=pl.Float64).is_null()).height
+    static = raw.filter(pl.col("time").is_null())
+    timed = raw.filter(pl.col("time").is_not_null() & ~pl.col("code").is_in([meds.birth_code, meds.death_code]) & ~is_sex)
+    other_static = static.filter(~is_sex).height
     if other_static:
         report.append(f"{root}: {other_static} event(s) without a time (other than sex) are not features")
     deaths = raw.filter(pl.col("code") == meds.death_code).height

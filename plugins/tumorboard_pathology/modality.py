@@ -183,6 +183,14 @@ class PathologySlides(Modality):
         super().set_state(state)
         self._params = None
 
+    def __getstate__(self) -> dict:
+        # a fitted pool travels back from a worker process: without its caches, which hold every tile
+        # of the cohort (standardised, and a copy on the device); they are rebuilt from the files on use
+        state = self.__dict__.copy()
+        for cache in ("_z", "_on_device", "_params"):
+            state.pop(cache, None)
+        return state
+
     def _fitted_params(self):
         from tumorboard_neural import params_from_bytes
 
