@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from tumorboard import run
-from tumorboard.api import DataError, TumorboardWarning
+from tumorboard.api import DataError, TumorboardError, TumorboardWarning
 from tumorboard_ehr.commands import convert
 from tumorboard_ehr.modality import EhrPolars
 from tumorboard_synth import SynthOptions, generate
@@ -342,3 +342,6 @@ def test_the_converter_refuses_to_write_over_a_folder_it_did_not_write(tmp_path)
     with pytest.raises(Exception, match="refused|not a tumorboard|not ours"):
         convert(COHORT / "omop", tmp_path / "mine", "meds", overwrite=True)
     assert (tmp_path / "mine" / "keep.txt").read_text() == "a person's file"
+    with pytest.raises(TumorboardError, match="no such folder"):
+        convert(tmp_path / "absent", tmp_path / "out", "meds")
+    assert not (tmp_path / "out").exists()

@@ -19,6 +19,8 @@ def convert(omop_dir: Path, out: Path, to: Literal["meds", "fhir"], *, id_source
     from .fhir import write_fhir
     from .meds import write_meds
 
+    if not Path(omop_dir).is_dir():
+        raise TumorboardError(f"{omop_dir}: no such folder; give the folder that holds the OMOP tables (person.csv, ...)")
     source = read_omop(omop_dir, id_source)
     concept_path = find_table(omop_dir, "concept")
     concepts = None

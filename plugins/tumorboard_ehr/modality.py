@@ -131,7 +131,7 @@ def _compute(key: tuple) -> _Raw:
 
 
 class EhrPolars(Modality):
-    """Clinical features from OMOP CDM v5.4 tables or a long events table, with polars.
+    """Clinical features from OMOP CDM v5.4 tables, MEDS, FHIR R4 or a long events table, with polars.
 
     Per patient, only events before their index date: demographics; per concept
     and look-back window, counts and days since last for conditions, drugs,
