@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=2000)
     args = parser.parse_args()
-    from tumorboard_ehr.modality import EhrPolars, _compute
+    from tumorboard_ehr.modality import EhrPolars, _compute, _read_source
     from tumorboard_synth import SynthOptions, generate
 
     warnings.simplefilter("ignore")
@@ -47,6 +47,7 @@ def main() -> None:
         results = {}
         for name, options in sources.items():
             _compute.cache_clear()
+            _read_source.cache_clear()
             start = time.perf_counter()
             raw = EhrPolars(**options, index_concepts=THERAPY)._raw()
             results[name] = (time.perf_counter() - start, raw)
@@ -54,6 +55,7 @@ def main() -> None:
         from tumorboard._engine.execution import Executor, using
 
         _compute.cache_clear()
+        _read_source.cache_clear()
         workers = os.cpu_count() or 1
         with using(Executor("local", workers=workers, threads=1)):
             start = time.perf_counter()

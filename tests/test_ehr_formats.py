@@ -345,3 +345,18 @@ def test_the_converter_refuses_to_write_over_a_folder_it_did_not_write(tmp_path)
     with pytest.raises(TumorboardError, match="no such folder"):
         convert(tmp_path / "absent", tmp_path / "out", "meds")
     assert not (tmp_path / "out").exists()
+
+
+def test_options_other_than_the_input_reuse_the_read(monkeypatch):
+    # a search over windows or families must not re-read (and re-validate) a FHIR folder per trial
+    import tumorboard_ehr.fhir as fhir
+
+    calls = []
+    real = fhir.read_fhir
+    monkeypatch.setattr(fhir, "read_fhir", lambda *a: calls.append(1) or real(*a))
+    from tumorboard_ehr.modality import _read_source
+
+    _read_source.cache_clear()
+    a = raw("fhir", windows=["all"])
+    b = raw("fhir", windows=["30d", "all"], families=["demographics", "measurements"])
+    assert len(calls) == 1 and len(b.columns) != len(a.columns)

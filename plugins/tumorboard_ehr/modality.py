@@ -25,7 +25,7 @@ from tumorboard.api import (
     fit_numeric,
 )
 
-from .events import find_table, read_long_events, read_omop
+from .events import Source, find_table, read_long_events, read_omop
 from .features import DEFAULT_FINDINGS, index_from_concepts, normalise_units, raw_features, window_days
 
 SOURCES = ("omop_dir", "events", "meds_dir", "fhir_dir")
@@ -54,23 +54,24 @@ class _Raw:
         self.texts = texts  # each patient's notes before the index date, for TF-IDF
 
 
-@functools.lru_cache(maxsize=8)
-def _compute(key: tuple) -> _Raw:
-    (omop_dir, events_path, meds_dir, fhir_dir, subject_ids, identifier_system, code_domains, columns, id_source,
-     index_table, index_id, index_column, index_concepts, index_codes, windows, families, findings, shift_days, seed,
-     _file_versions) = key
+@functools.lru_cache(maxsize=1)  # one input's events held: their memory is the feature table's order of size
+def _read_source(omop_dir, events_path, meds_dir, fhir_dir, subject_ids, identifier_system, code_domains, columns,
+                 id_source, _file_versions) -> tuple[Source, dict[str, int], dict[int, str]]:
+    """The input read into events, each code's concept number and the concepts' labels, once per input
+    version: specs that differ only in windows, families or the index date (an ablation, a search) share it;
+    a FHIR folder's read is most of an EHR run's time."""
     code_of: dict[str, int] = {}
     if meds_dir is not None:
         from .meds import read_meds
 
         source, code_of = read_meds(Path(meds_dir), Path(subject_ids) if subject_ids else None, dict(code_domains))
-        names = source.names
-    elif fhir_dir is not None:
+        return source, code_of, source.names
+    if fhir_dir is not None:
         from .fhir import read_fhir
 
         source, code_of = read_fhir(Path(fhir_dir), identifier_system, dict(code_domains))
-        names = source.names
-    elif omop_dir is not None:
+        return source, code_of, source.names
+    if omop_dir is not None:
         source = read_omop(Path(omop_dir), id_source)
         concept_path = find_table(Path(omop_dir), "concept")
         names = {}
@@ -79,10 +80,18 @@ def _compute(key: tuple) -> _Raw:
             # readable and unambiguous: "Hemoglobin [Mass/volume] in Blood [3000963]"
             names = {c: f"{n} [{c}]" for c, n in zip(table["concept_id"].cast(pl.Int64).to_list(),
                                                      table["concept_name"].cast(pl.String).to_list(), strict=True)}
-    else:
-        source = read_long_events(Path(events_path), dict(columns))
-        names = source.names
-        code_of = {name: concept for concept, name in names.items()}
+        return source, code_of, names
+    source = read_long_events(Path(events_path), dict(columns))
+    return source, {name: concept for concept, name in source.names.items()}, source.names
+
+
+@functools.lru_cache(maxsize=8)
+def _compute(key: tuple) -> _Raw:
+    (omop_dir, events_path, meds_dir, fhir_dir, subject_ids, identifier_system, code_domains, columns, id_source,
+     index_table, index_id, index_column, index_concepts, index_codes, windows, families, findings, shift_days, seed,
+     _file_versions) = key
+    source, code_of, names = _read_source(omop_dir, events_path, meds_dir, fhir_dir, subject_ids, identifier_system,
+                                          code_domains, columns, id_source, _file_versions)
     events, report = normalise_units(source.events)
     report = source.report + report
     if index_table is not None:
