@@ -360,3 +360,28 @@ def test_options_other_than_the_input_reuse_the_read(monkeypatch):
     a = raw("fhir", windows=["all"])
     b = raw("fhir", windows=["30d", "all"], families=["demographics", "measurements"])
     assert len(calls) == 1 and len(b.columns) != len(a.columns)
+
+
+def test_a_large_ndjson_export_is_read_in_pieces_with_the_same_result_and_line_numbers(tmp_path, monkeypatch):
+    import tumorboard_ehr.fhir as fhir
+
+    # the synthetic cohort's bundles as one bulk-export style NDJSON file
+    lines = [json.dumps(entry["resource"]) for path in sorted((COHORT / "fhir").glob("*.json"))[:20]
+             for entry in json.loads(path.read_text())["entry"]]
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "all.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    whole, _ = fhir.read_fhir(tmp_path / "export", None, {})
+    monkeypatch.setattr(fhir, "PART_BYTES", 3000)
+    pieces = fhir.ndjson_ranges(tmp_path / "export" / "all.ndjson", 3000)
+    assert len(pieces) > 5 and pieces[0][0] == 0 and pieces[-1][1] == (tmp_path / "export" / "all.ndjson").stat().st_size
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))  # no byte lost or read twice
+    split, _ = fhir.read_fhir(tmp_path / "export", None, {})
+    sort = ["person", "day", "concept", "value", "text"]
+    assert split.events.sort(sort).equals(whole.events.sort(sort)) and split.persons.equals(whole.persons)
+    # an invalid resource far into the file is still named by its line
+    bad = len(lines) - 3
+    lines[bad - 1] = json.dumps({"resourceType": "Observation", "id": "bad", "status": "final", "code": {"text": "x"},
+                                 "valueQuantity": {"value": "twelve"}})
+    (tmp_path / "export" / "all.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"all\.ndjson: line {bad} \(Observation bad\)"):
+        fhir.read_fhir(tmp_path / "export", None, {})

@@ -46,6 +46,7 @@ CONVERTED = ("Patient", "Condition", "MedicationRequest", "MedicationStatement",
              "DiagnosticReport", "DocumentReference")
 MEASUREMENT_CATEGORIES = {"laboratory", "vital-signs"}
 PART_FILES = 100  # files per task of a parallel read
+PART_BYTES = 16 << 20  # a larger .ndjson file (a bulk export) is read in pieces of this size
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
@@ -65,14 +66,44 @@ def fhir_files(folder: Path) -> list[Path]:
     return files
 
 
-def file_resources(path: Path, not_fhir: list[Path]) -> Iterator[tuple[str, dict]]:
-    """(where in the file, resource) for every resource of one .json Bundle or .ndjson file; a .json
-    file that holds no FHIR resource (a manifest) is added to ``not_fhir``."""
+def ndjson_ranges(path: Path, size: int) -> list[tuple[int, int, int]]:
+    """(start byte, end byte, first line number) of pieces of about ``size`` bytes, cut at line ends,
+    so one large bulk-export file is read by several workers and errors still name their line."""
+    total = path.stat().st_size
+    if total <= size:
+        return [(0, total, 1)]
+    cuts = [0]
+    with open(path, "rb") as fh:
+        while cuts[-1] + size < total:
+            fh.seek(cuts[-1] + size)
+            fh.readline()  # to the end of the line the cut fell in
+            if fh.tell() >= total:
+                break
+            cuts.append(fh.tell())
+        cuts.append(total)
+        ranges, line = [], 1
+        for start, end in zip(cuts, cuts[1:], strict=False):
+            ranges.append((start, end, line))
+            fh.seek(start)
+            line += fh.read(end - start).count(b"\n")
+    return ranges
+
+
+def file_resources(path: Path, not_fhir: list[Path], piece: tuple[int, int, int] | None = None
+                   ) -> Iterator[tuple[str, dict]]:
+    """(where in the file, resource) for every resource of one .json Bundle or .ndjson file (or of one
+    ``piece`` of an .ndjson file: start byte, end byte, first line); a .json file that holds no FHIR
+    resource (a manifest) is added to ``not_fhir``."""
     if path.suffix.lower() == ".ndjson":
-        with open(path, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
+        start, end, first = piece or (0, path.stat().st_size, 1)
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            line_no = first
+            while fh.tell() < end:
+                line = fh.readline().decode("utf-8")
                 if line.strip():
                     yield f"line {line_no}", _parse(line, path, f"line {line_no}")
+                line_no += 1
         return
     document = _parse(path.read_text(encoding="utf-8"), path, "the file", strict=False)
     if "resourceType" not in document:
@@ -166,15 +197,17 @@ def _attachment_text(attachments: list) -> str | None:
     return "\n".join(texts) or None
 
 
-def _read_part(paths: list[str], identifier_system: str | None) -> tuple[dict, list, dict, Counter, list]:
-    """Validate and convert the resources of some files (one task of a parallel read)."""
+def _read_part(pieces: list[tuple[str, tuple[int, int, int] | None]], identifier_system: str | None
+               ) -> tuple[dict, list, dict, Counter, list]:
+    """Validate and convert the resources of some files or pieces of files (one task of a parallel read)."""
     patients: dict[str, tuple[str, float | None, int | None]] = {}  # reference -> (patient id, female, birth year)
     rows: list[tuple] = []
     codes: dict[str, tuple[str | None, int | None]] = {}
     ignored: Counter[str] = Counter()
     not_fhir: list[Path] = []
-    for path in map(Path, paths):
-        for entry, resource in file_resources(path, not_fhir):
+    for name, piece in pieces:
+        path = Path(name)
+        for entry, resource in file_resources(path, not_fhir, piece):
             kind = resource["resourceType"]
             if kind not in CONVERTED:
                 ignored[kind] += 1
@@ -239,12 +272,16 @@ def _event(resource: dict, kind: str, codes: dict) -> tuple | None:
 def read_fhir(folder: Path, identifier_system: str | None, code_domains: dict[str, str]) -> tuple[Source, dict[str, int]]:
     """Read every resource of the folder into the loader's Source (and each code's concept number).
 
-    Validation is most of the cost (about 0.25 ms a resource): files are read in
-    parts on the run's executor (worker processes when the run has them).
+    Validation is most of the cost (about 0.25 ms a resource): files, and pieces
+    of large .ndjson files, are read as separate tasks on the run's executor
+    (worker processes when the run has them).
     """
     files = fhir_files(folder)
-    parts = parallel_map(_read_part, [([str(p) for p in files[lo:lo + PART_FILES]], identifier_system)
-                                      for lo in range(0, len(files), PART_FILES)])
+    small = [(str(p), None) for p in files if p.suffix.lower() != ".ndjson" or p.stat().st_size <= PART_BYTES]
+    tasks = [small[lo:lo + PART_FILES] for lo in range(0, len(small), PART_FILES)]
+    tasks += [[(str(p), piece)] for p in files if p.suffix.lower() == ".ndjson" and p.stat().st_size > PART_BYTES
+              for piece in ndjson_ranges(p, PART_BYTES)]
+    parts = parallel_map(_read_part, [(task, identifier_system) for task in tasks])
     patients: dict[str, tuple[str, float | None, int | None]] = {}
     rows: list[tuple] = []
     codes: dict[str, tuple[str | None, int | None]] = {}
