@@ -16,7 +16,7 @@ from sklearn.model_selection import (
 
 from .data import Cohort
 from .errors import DataError
-from .tables import read_table
+from .tables import read_table, table_columns
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,8 @@ def by_site(cohort: Cohort, test_sites: list[str]) -> list[Fold]:
 def read_split_file(path: Path, cohort: Cohort, id_column: str) -> tuple[str, ...]:
     """Each cohort patient's fold or split label from a file keyed by the cohort's id column (or by
     ``subject_id``, as a MEDS dataset's subject_splits.parquet is, where the cohort's ids are subject ids)."""
-    frame = read_table(path)
-    if id_column not in frame.columns and "subject_id" in frame.columns:
+    columns = table_columns(path)
+    if id_column not in columns and "subject_id" in columns:
         id_column = "subject_id"
     frame = read_table(path, id_column)
     column = next((c for c in ("fold", "split") if c in frame.columns), None)

@@ -18,6 +18,19 @@ def row_label(path: Path, row: int) -> str:
     return f"line {row + 2}"  # the header is line 1
 
 
+def table_columns(path: Path) -> list[str]:
+    """A table's column names, from its header or schema only (no rows read)."""
+    kind = SUFFIXES.get(Path(path).suffix.lower())
+    try:
+        if kind == "parquet":
+            return list(pl.read_parquet_schema(path))
+        if kind is not None:
+            return pl.read_csv(path, separator="," if kind == "csv" else "\t", n_rows=0).columns
+    except (FileNotFoundError, pl.exceptions.PolarsError, OSError):
+        pass
+    return []  # read_table names the problem
+
+
 def read_table(path: Path, id_column: str | None = None) -> pl.DataFrame:
     """Read a whole table; the id column (when given) must exist and is read as text.
 
